@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The user ABI: the `/dev/loopN` ioctls, `/dev/loop-control`, sysfs, and the
+//! attach/detach state machine, with loop.ko's errnos (Linux 7.3 `loop.c`).
+//!
+//! Every ioctl validates everything it can before it changes anything, so a
+//! failing call leaves the device exactly as it was (loop.c 7.3 does not after
+//! line 1077 of `loop_configure`, nor in `LOOP_CHANGE_FD`'s uevent).
+
+use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
+use crate::kapi::file::{BackingFile, FileKind, GfpMask};
+use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
+use crate::kapi::uapi::{cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LoopInfoOut, LO_CRYPT_NONE, LO_KEY_SIZE, LO_NAME_SIZE};
+use crate::kapi::{capable_sys_admin, ModuleRef};
+use crate::transfer::{write_cache_feature, Binding, Worker};
+use crate::{LoopDevice, Phase};
+use core::fmt;
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// `BLK_MAX_BLOCK_SIZE` without large folios: `PAGE_SIZE`.
+const MAX_BLOCK_SIZE: u32 = kernel::page::PAGE_SIZE as u32;
+
+/// A device's configuration (guarded by `LoopDevice::state`).
+pub(crate) struct State {
+    pub(crate) phase: Phase,
+    cfg: Option<Config>,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        Self { phase: Phase::Unbound, cfg: None }
+    }
+}
+
+/// What a bound device was configured with.
+struct Config {
+    file: BackingFile,
+    offset: u64,
+    sizelimit: u64,
+    /// Effective `lo_flags` (READ_ONLY and DIRECT_IO as in effect).
+    flags: u32,
+    block_size: u32,
+    file_name: [u8; LO_NAME_SIZE],
+    gfp: GfpMask,
+    worker: Arc<Worker>,
+    _module: ModuleRef,
+}
+
+/// Device size in 512-byte sectors (loop.c `lo_calculate_size`): the file's size
+/// less the offset, clamped to `sizelimit`, partial sector dropped.
+pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
+    let mut size = file_size.saturating_sub(offset);
+    if sizelimit > 0 && sizelimit < size {
+        size = sizelimit;
+    }
+    size >> 9
+}
+
+/// Block size checks loop.ko's queue-limit validation makes: 0 picks the default;
+/// else a power of two from 512 to `PAGE_SIZE`.
+pub(crate) fn check_block_size(bs: u32) -> Result<u32> {
+    if bs == 0 {
+        return Ok(0);
+    }
+    if !bs.is_power_of_two() || !(512..=MAX_BLOCK_SIZE).contains(&bs) {
+        return Err(EINVAL);
+    }
+    Ok(bs)
+}
+
+/// `loop_set_status_from_info`'s checks.
+pub(crate) fn check_info(info: &LoopInfo64) -> Result {
+    if info.lo_encrypt_key_size as usize > LO_KEY_SIZE || info.lo_encrypt_type != LO_CRYPT_NONE {
+        return Err(EINVAL);
+    }
+    if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
+        return Err(EOVERFLOW);
+    }
+    Ok(())
+}
+
+/// Legacy `struct loop_info` to `loop_info64` (sizelimit 0, as loop.c).
+pub(crate) fn info_from_old(old: &LoopInfo) -> LoopInfo64 {
+    let mut i = LoopInfo64::zeroed();
+    i.lo_number = old.lo_number as u32;
+    i.lo_device = old.lo_device;
+    i.lo_inode = old.lo_inode;
+    i.lo_rdevice = old.lo_rdevice;
+    i.lo_offset = old.lo_offset as i64 as u64;
+    i.lo_encrypt_key_size = old.lo_encrypt_key_size as u32;
+    i.lo_flags = old.lo_flags as u32;
+    i.lo_file_name = old.lo_name;
+    i
+}
+
+/// `loop_info64` to legacy `struct loop_info`; EOVERFLOW when a field does not fit.
+pub(crate) fn info_to_old(i: &LoopInfo64) -> Result<LoopInfoOut> {
+    let offset = i32::try_from(i.lo_offset).map_err(|_| EOVERFLOW)?;
+    Ok(LoopInfoOut {
+        lo_number: i.lo_number as i32,
+        pad0: 0,
+        lo_device: i.lo_device,
+        lo_inode: i.lo_inode,
+        lo_rdevice: i.lo_rdevice,
+        lo_offset: offset,
+        lo_encrypt_type: i.lo_encrypt_type as i32,
+        lo_encrypt_key_size: i.lo_encrypt_key_size as i32,
+        lo_flags: i.lo_flags as i32,
+        lo_name: i.lo_file_name,
+        lo_encrypt_key: [0; LO_KEY_SIZE],
+        lo_init: [0; 2],
+        reserved: [0; 8],
+    })
+}
+
+fn read_user<T: kernel::transmute::FromBytes>(arg: usize) -> Result<T> {
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).reader().read::<T>()
+}
+
+fn write_user<T: kernel::transmute::AsBytes>(arg: usize, v: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).writer().write(v)
+}
+
+/// `/dev/loop-control` ioctls.
+pub(crate) fn control(cmd: u32, arg: usize) -> Result<isize> {
+    let n = arg as i32;
+    match cmd {
+        cmd::LOOP_CTL_ADD => crate::ctl_add(n).map(|v| v as isize),
+        cmd::LOOP_CTL_REMOVE => crate::ctl_remove(n).map(|v| v as isize),
+        cmd::LOOP_CTL_GET_FREE => crate::ctl_get_free().map(|v| v as isize),
+        _ => Err(ENOSYS),
+    }
+}
+
+/// `/dev/loopN` ioctls. `compat` calls have the same layout on x86-64 except the
+/// legacy `loop_info`, which 32-bit callers lay out differently (not supported:
+/// ENOTTY, which util-linux never needs since it uses the 64-bit calls).
+pub(crate) fn device(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    bdev: &Bdev,
+    mode: OpenMode,
+    cmd: u32,
+    arg: usize,
+    compat: bool,
+) -> Result<i32> {
+    let may_write = || if mode.write() || capable_sys_admin() { Ok(()) } else { Err(EPERM) };
+    match cmd {
+        cmd::LOOP_SET_FD => {
+            let mut c = LoopConfig { fd: arg as u32, block_size: 0, info: LoopInfo64::zeroed(), reserved: [0; 8] };
+            c.fd = arg as u32;
+            configure(dev, disk, bdev, mode, &c)
+        }
+        cmd::LOOP_CONFIGURE => {
+            let c: LoopConfig = read_user(arg)?;
+            configure(dev, disk, bdev, mode, &c)
+        }
+        cmd::LOOP_CHANGE_FD => change_fd(dev, disk, arg as u32),
+        cmd::LOOP_CLR_FD => clr_fd(dev, disk),
+        cmd::LOOP_SET_STATUS if !compat => {
+            may_write()?;
+            let old: LoopInfo = read_user(arg)?;
+            set_status(dev, disk, &info_from_old(&old), true)
+        }
+        cmd::LOOP_GET_STATUS if !compat => {
+            if arg == 0 {
+                return Err(EINVAL);
+            }
+            let i = get_status(dev)?;
+            write_user(arg, &info_to_old(&i)?)?;
+            Ok(0)
+        }
+        cmd::LOOP_SET_STATUS64 => {
+            may_write()?;
+            let i: LoopInfo64 = read_user(arg)?;
+            set_status(dev, disk, &i, false)
+        }
+        cmd::LOOP_GET_STATUS64 => {
+            if arg == 0 {
+                return Err(EINVAL);
+            }
+            let i = get_status(dev)?;
+            write_user(arg, &i)?;
+            Ok(0)
+        }
+        cmd::LOOP_SET_CAPACITY => {
+            may_write()?;
+            set_capacity(dev, disk)
+        }
+        cmd::LOOP_SET_DIRECT_IO => {
+            may_write()?;
+            set_dio(dev, disk, arg != 0)
+        }
+        cmd::LOOP_SET_BLOCK_SIZE => {
+            may_write()?;
+            set_block_size(dev, disk, bdev, mode, arg)
+        }
+        cmd::LOOP_SET_STATUS | cmd::LOOP_GET_STATUS => Err(ENOTTY),
+        _ => {
+            // loop.c takes lo_mutex and answers EINVAL (not ENOTTY).
+            let _st = dev.state.lock();
+            Err(EINVAL)
+        }
+    }
+}
+
+/// The backing file must be readable, and writable through `write_iter` if it
+/// was opened for writing (`loop_check_backing_file`).
+fn check_backing_file(file: &BackingFile) -> Result {
+    if !file.has_io_ops(file.writable()) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// `loop_validate_file`: walk down a stack of loop devices; a cycle back to `dev`
+/// is EBADF, an unbound link EINVAL; the bottom must be a regular file or a block
+/// device. Called with [`crate::VALIDATE`] held.
+fn validate_file(dev: &LoopDevice, file: &BackingFile) -> Result {
+    let mut f = file.clone();
+    loop {
+        match f.kind() {
+            FileKind::Regular => return Ok(()),
+            FileKind::Block(major, minor) if major == crate::LOOP_MAJOR => {
+                let Some(lower) = crate::device_by_minor(minor) else { return Err(EINVAL) };
+                if lower.number == dev.number {
+                    return Err(EBADF);
+                }
+                let st = lower.state.lock();
+                if st.phase != Phase::Bound {
+                    return Err(EINVAL);
+                }
+                let next = st.cfg.as_ref().map(|c| c.file.clone()).ok_or(EINVAL)?;
+                drop(st);
+                f = next;
+            }
+            FileKind::Block(..) => return Ok(()),
+            FileKind::Other => return Err(EINVAL),
+        }
+    }
+}
+
+/// Whether direct I/O can be used for `file` at `offset` with block size `bs`
+/// (`lo_can_use_dio`): the file supports O_DIRECT and the block size and offset
+/// are multiples of the backing store's logical block size.
+fn can_use_dio(file: &BackingFile, offset: u64, bs: u32) -> bool {
+    let min = dio_min_size(file);
+    file.can_direct() && bs >= min && offset % u64::from(min) == 0
+}
+
+fn dio_min_size(file: &BackingFile) -> u32 {
+    file.underlying_bdev().map(|(lbs, _)| lbs).unwrap_or(512).max(512)
+}
+
+/// Default block size (`loop_default_blocksize`).
+fn default_block_size(file: &BackingFile, dio: bool) -> u32 {
+    if dio {
+        dio_min_size(file)
+    } else {
+        512
+    }
+}
+
+fn calc_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
+    size_sectors(file.size(), offset, sizelimit)
+}
+
+/// Sets the queue limits of a bound device (`loop_update_limits`).
+fn apply_limits(disk: &Disk<LoopDevice>, file: &BackingFile, bs: u32, read_only: bool, dio: bool) -> Result {
+    let rot = file.underlying_bdev().map(|(_, r)| r).unwrap_or(false);
+    let discard = file.has_fallocate() && matches!(file.kind(), FileKind::Regular);
+    let wc = write_cache_feature(file, read_only);
+    let dma = if dio { dio_min_size(file) - 1 } else { 511 };
+    disk.update_limits(|l| {
+        l.set_block_size(bs);
+        l.set_features(feat::WRITE_CACHE | feat::FUA | feat::ROTATIONAL, false);
+        l.set_features(wc, true);
+        l.set_features(feat::ROTATIONAL, rot);
+        if discard {
+            l.set_discard(u32::MAX >> 9, 4096, u32::MAX >> 9);
+        } else {
+            l.set_discard(0, 0, 0);
+        }
+        l.set_dma_alignment(dma);
+    })
+}
+
+fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenMode, c: &LoopConfig) -> Result<i32> {
+    let file = BackingFile::from_fd(c.fd)?;
+    check_backing_file(&file)?;
+    let _validate = crate::validate_lock();
+    // Exclusive holders (a mounted filesystem) keep the device from changing.
+    let _claim = if mode.exclusive() { None } else { Some(bdev.prepare_claim()?) };
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Unbound {
+        return Err(EBUSY);
+    }
+    validate_file(dev, &file)?;
+    let info = &c.info;
+    if info.lo_flags & !flags::CONFIGURE_SETTABLE != 0 {
+        return Err(EINVAL);
+    }
+    check_info(info)?;
+    let bs_req = check_block_size(c.block_size)?;
+
+    // Everything is validated; work out the effective configuration.
+    let read_only = info.lo_flags & flags::READ_ONLY != 0 || !file.writable() || !mode.write();
+    let want_dio = info.lo_flags & flags::DIRECT_IO != 0 || file.opened_direct();
+    let bs = if bs_req != 0 { bs_req } else { default_block_size(&file, want_dio && file.can_direct()) };
+    let dio = want_dio && can_use_dio(&file, info.lo_offset, bs);
+    let mut lo_flags = info.lo_flags & !(flags::READ_ONLY | flags::DIRECT_IO);
+    if read_only {
+        lo_flags |= flags::READ_ONLY;
+    }
+    if dio {
+        lo_flags |= flags::DIRECT_IO;
+    }
+    if crate::part_shift() > 0 {
+        lo_flags |= flags::PARTSCAN;
+    }
+    let depth = crate::module_parameters::hw_queue_depth.value() as usize;
+    let worker = Worker::new(dev.number, depth)?;
+    let binding = Arc::new(Binding::new(file.clone(), info.lo_offset, read_only, dio, worker.clone()), GFP_KERNEL)?;
+
+    // Apply. Only the limits commit can still fail, and it is undone completely.
+    disk.suppress_uevents(true);
+    if let Err(e) = apply_limits(disk, &file, bs, read_only, dio) {
+        disk.suppress_uevents(false);
+        return Err(e);
+    }
+    disk.force_media_change();
+    disk.set_read_only(read_only);
+    let gfp = file.restrict_gfp();
+    let _ = file.fsync();
+    let _ = disk.add_loop_attrs();
+    disk.set_capacity_notify(calc_size(&file, info.lo_offset, info.lo_sizelimit));
+    *dev.io.lock() = Some(binding);
+    let mut name = info.lo_file_name;
+    name[LO_NAME_SIZE - 1] = 0;
+    st.cfg = Some(Config {
+        file,
+        offset: info.lo_offset,
+        sizelimit: info.lo_sizelimit,
+        flags: lo_flags,
+        block_size: bs,
+        file_name: name,
+        gfp,
+        worker,
+        _module: ModuleRef::get(),
+    });
+    st.phase = Phase::Bound;
+    let partscan = lo_flags & flags::PARTSCAN != 0;
+    if partscan {
+        disk.suppress_part_scan(false);
+    }
+    disk.suppress_uevents(false);
+    disk.uevent_change();
+    drop(st);
+    if partscan {
+        if let Err(e) = disk.rescan_partitions(false) {
+            pr_warn!("loop{}: partition scan failed (rc={})\n", dev.number, e.to_errno());
+        }
+    }
+    Ok(0)
+}
+
+/// Tears a bound device down (`__loop_clr_fd`). `open_locked`: called from
+/// `release` with the disk's `open_mutex` held.
+fn detach(dev: &LoopDevice, disk: &Disk<LoopDevice>, mut st: kernel::sync::MutexGuard<'_, State>, open_locked: bool) {
+    let Some(cfg) = st.cfg.take() else { return };
+    {
+        let _frozen = disk.freeze();
+        *dev.io.lock() = None;
+    }
+    disk.remove_loop_attrs();
+    let _ = disk.update_limits(|l| l.set_block_size(512));
+    cfg.file.restore_gfp(cfg.gfp);
+    disk.set_capacity(0);
+    // loop.ko leaves the disk read-only until the next read-write attach.
+    disk.set_read_only(false);
+    disk.uevent_change();
+    disk.force_media_change();
+    let partscan = cfg.flags & flags::PARTSCAN != 0;
+    st.phase = Phase::Unbound;
+    drop(st);
+    if partscan || crate::part_shift() > 0 {
+        let _ = disk.rescan_partitions(open_locked);
+    }
+    if crate::part_shift() == 0 {
+        disk.suppress_part_scan(true);
+    }
+    // The file reference, the worker (its workqueue is drained and destroyed) and
+    // the module reference go here, outside the device lock.
+    drop(cfg);
+}
+
+fn clr_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
+    let _validate = crate::validate_lock();
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    if let Some(c) = st.cfg.as_mut() {
+        c.flags |= flags::AUTOCLEAR;
+    }
+    // With other openers (a mount, udev) this is a lazy detach: teardown at the
+    // last close, as loop.ko.
+    if disk.openers() == 1 {
+        st.phase = Phase::Rundown;
+    }
+    Ok(0)
+}
+
+/// Last close of an opener (`lo_release`).
+pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>) {
+    if disk.openers() > 0 {
+        return;
+    }
+    let mut st = dev.state.lock();
+    if st.phase == Phase::Bound && st.cfg.as_ref().is_some_and(|c| c.flags & flags::AUTOCLEAR != 0) {
+        st.phase = Phase::Rundown;
+    }
+    if st.phase == Phase::Rundown {
+        detach(dev, disk, st, true);
+    }
+}
+
+fn get_status(dev: &LoopDevice) -> Result<LoopInfo64> {
+    let st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    let c = st.cfg.as_ref().ok_or(ENXIO)?;
+    let mut i = LoopInfo64::zeroed();
+    i.lo_number = dev.number;
+    i.lo_offset = c.offset;
+    i.lo_sizelimit = c.sizelimit;
+    i.lo_flags = c.flags;
+    i.lo_file_name = c.file_name;
+    let file = c.file.clone();
+    drop(st);
+    let s = file.stat()?;
+    i.lo_device = s.dev;
+    i.lo_inode = s.ino;
+    i.lo_rdevice = s.rdev;
+    Ok(i)
+}
+
+fn set_status(dev: &LoopDevice, disk: &Disk<LoopDevice>, info: &LoopInfo64, legacy: bool) -> Result<i32> {
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    // loop.c's legacy path ignores the encryption fields (loop-abi.md 20.3).
+    if !legacy {
+        check_info(info)?;
+    } else if info.lo_offset > i64::MAX as u64 {
+        return Err(EOVERFLOW);
+    }
+    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let size_changed = c.offset != info.lo_offset || c.sizelimit != info.lo_sizelimit;
+    if size_changed {
+        disk.sync_and_invalidate();
+    }
+    let new_partscan = info.lo_flags & flags::PARTSCAN != 0 && c.flags & flags::PARTSCAN == 0;
+    {
+        let _frozen = disk.freeze();
+        c.offset = info.lo_offset;
+        c.sizelimit = info.lo_sizelimit;
+        c.file_name = info.lo_file_name;
+        c.file_name[LO_NAME_SIZE - 1] = 0;
+        c.flags &= !flags::SET_STATUS_CLEARABLE;
+        c.flags |= info.lo_flags & flags::SET_STATUS_SETTABLE;
+        // Direct I/O stays only where the new offset still allows it.
+        let dio = c.flags & flags::DIRECT_IO != 0 && can_use_dio(&c.file, c.offset, c.block_size);
+        if !dio {
+            c.flags &= !flags::DIRECT_IO;
+        }
+        let b = Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, dio, c.worker.clone());
+        *dev.io.lock() = Some(Arc::new(b, GFP_KERNEL)?);
+    }
+    if new_partscan {
+        disk.suppress_part_scan(false);
+    }
+    if size_changed {
+        disk.set_capacity_notify(calc_size(&c.file, c.offset, c.sizelimit));
+    }
+    drop(st);
+    if new_partscan {
+        let _ = disk.rescan_partitions(false);
+    }
+    Ok(0)
+}
+
+fn set_capacity(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
+    let st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    let c = st.cfg.as_ref().ok_or(ENXIO)?;
+    disk.set_capacity_notify(calc_size(&c.file, c.offset, c.sizelimit));
+    Ok(0)
+}
+
+fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    if (c.flags & flags::DIRECT_IO != 0) == on {
+        return Ok(0);
+    }
+    if on {
+        if !can_use_dio(&c.file, c.offset, c.block_size) {
+            return Err(EINVAL);
+        }
+        let _ = c.file.fsync();
+    }
+    let b = Arc::new(
+        Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, on, c.worker.clone()),
+        GFP_KERNEL,
+    )?;
+    let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
+    disk.update_limits_frozen(|l| l.set_dma_alignment(dma))?;
+    let _frozen = disk.freeze();
+    *dev.io.lock() = Some(b);
+    if on {
+        c.flags |= flags::DIRECT_IO;
+    } else {
+        c.flags &= !flags::DIRECT_IO;
+    }
+    Ok(0)
+}
+
+fn set_block_size(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenMode, arg: usize) -> Result<i32> {
+    let _claim = if mode.exclusive() { None } else { Some(bdev.prepare_claim()?) };
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let arg = u32::try_from(arg).map_err(|_| EINVAL)?;
+    let dio = c.flags & flags::DIRECT_IO != 0;
+    let bs = match check_block_size(arg)? {
+        0 => default_block_size(&c.file, dio),
+        v => v,
+    };
+    if bs == c.block_size {
+        return Ok(0);
+    }
+    disk.sync_and_invalidate();
+    disk.update_limits_frozen(|l| l.set_block_size(bs))?;
+    c.block_size = bs;
+    if dio && !can_use_dio(&c.file, c.offset, bs) {
+        c.flags &= !flags::DIRECT_IO;
+        let b = Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, false, c.worker.clone());
+        let b = Arc::new(b, GFP_KERNEL)?;
+        let _frozen = disk.freeze();
+        *dev.io.lock() = Some(b);
+    }
+    Ok(0)
+}
+
+fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> {
+    let file = BackingFile::from_fd(fd)?;
+    check_backing_file(&file)?;
+    let _validate = crate::validate_lock();
+    let mut st = dev.state.lock();
+    if st.phase != Phase::Bound {
+        return Err(ENXIO);
+    }
+    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    if c.flags & flags::READ_ONLY == 0 {
+        return Err(EINVAL);
+    }
+    validate_file(dev, &file)?;
+    // Same size in bytes (loop.ko compares 512-byte sectors: 1 MiB and 1 MiB + 100
+    // bytes pass there; a size change is refused here).
+    if size_sectors(file.size(), c.offset, c.sizelimit) != size_sectors(c.file.size(), c.offset, c.sizelimit)
+        || file.size() != c.file.size()
+    {
+        return Err(EINVAL);
+    }
+    let _ = file.fsync();
+    disk.suppress_uevents(true);
+    disk.force_media_change();
+    let dio = c.flags & flags::DIRECT_IO != 0 && file.opened_direct() && can_use_dio(&file, c.offset, c.block_size);
+    let b = Arc::new(Binding::new(file.clone(), c.offset, true, dio, c.worker.clone()), GFP_KERNEL);
+    let b = match b {
+        Ok(b) => b,
+        Err(e) => {
+            disk.suppress_uevents(false);
+            return Err(e.into());
+        }
+    };
+    let old;
+    {
+        let _frozen = disk.freeze();
+        c.file.restore_gfp(c.gfp);
+        c.gfp = file.restrict_gfp();
+        old = core::mem::replace(&mut c.file, file);
+        if !dio {
+            c.flags &= !flags::DIRECT_IO;
+        }
+        *dev.io.lock() = Some(b);
+    }
+    let partscan = c.flags & flags::PARTSCAN != 0;
+    disk.suppress_uevents(false);
+    disk.uevent_change();
+    drop(st);
+    drop(old);
+    if partscan {
+        let _ = disk.rescan_partitions(false);
+    }
+    Ok(0)
+}
+
+impl LoopAttrs for LoopDevice {
+    fn show(this: &Self, attr: LoopAttr, out: &mut dyn fmt::Write) -> Result {
+        let st = this.state.lock();
+        let Some(c) = st.cfg.as_ref() else { return Err(ENXIO) };
+        let r = match attr {
+            LoopAttr::BackingFile => {
+                let mut buf = KVec::from_elem(0u8, 4096, GFP_KERNEL)?;
+                let p = c.file.path(&mut buf)?;
+                let s = core::str::from_utf8(p).unwrap_or("?");
+                writeln!(out, "{s}")
+            }
+            LoopAttr::Offset => writeln!(out, "{}", c.offset),
+            LoopAttr::Sizelimit => writeln!(out, "{}", c.sizelimit),
+            LoopAttr::Autoclear => writeln!(out, "{}", u32::from(c.flags & flags::AUTOCLEAR != 0)),
+            LoopAttr::Partscan => writeln!(out, "{}", u32::from(c.flags & flags::PARTSCAN != 0)),
+            LoopAttr::Dio => writeln!(out, "{}", u32::from(c.flags & flags::DIRECT_IO != 0)),
+        };
+        r.map_err(|_| EINVAL)
+    }
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Declarations of the one-line C wrappers in `rust_loop_helpers.c`.
+
+#![expect(improper_ctypes, reason = "kernel structs with zero-sized lockdep members, as in kernel::bindings")]
+
+use kernel::bindings;
+use kernel::ffi::{c_uint, c_void};
+
+extern "C" {
+    pub(super) fn rust_loop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
+    pub(super) fn rust_loop_disk_set_suppress_part_scan(disk: *mut bindings::gendisk, on: bool);
+    pub(super) fn rust_loop_disk_set_uevent_suppress(disk: *mut bindings::gendisk, on: bool);
+    pub(super) fn rust_loop_disk_kobj(disk: *mut bindings::gendisk) -> *mut bindings::kobject;
+    pub(super) fn rust_loop_disk_capacity(disk: *mut bindings::gendisk) -> u64;
+    pub(super) fn rust_loop_disk_queue(disk: *mut bindings::gendisk) -> *mut bindings::request_queue;
+    pub(super) fn rust_loop_rq_bvecs(rq: *mut bindings::request, bv: *mut bindings::bio_vec) -> c_uint;
+    pub(super) fn rust_loop_rq_single_bvecs(
+        rq: *mut bindings::request,
+        offset: *mut c_uint,
+    ) -> *mut bindings::bio_vec;
+    pub(super) fn rust_loop_rq_zero_fill(rq: *mut bindings::request);
+    pub(super) fn rust_loop_file_size(file: *mut bindings::file) -> bindings::loff_t;
+    pub(super) fn rust_loop_init_sync_kiocb(kiocb: *mut bindings::kiocb, file: *mut bindings::file);
+    pub(super) fn rust_loop_kiocb_start_write(kiocb: *mut bindings::kiocb);
+    pub(super) fn rust_loop_kiocb_end_write(kiocb: *mut bindings::kiocb);
+    pub(super) fn rust_loop_dev_to_disk(dev: *mut bindings::device) -> *mut bindings::gendisk;
+    pub(super) fn rust_loop_bdev_disk(bdev: *mut bindings::block_device) -> *mut bindings::gendisk;
+    pub(super) fn rust_loop_file_is_writable(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_can_direct(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_nowait(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_is_odirect(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_has_rw(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_has_read(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_has_fsync(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_has_fallocate(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_mode(file: *mut bindings::file) -> bindings::umode_t;
+    pub(super) fn rust_loop_file_rdev(file: *mut bindings::file) -> bindings::dev_t;
+    pub(super) fn rust_loop_file_sb_bdev(file: *mut bindings::file) -> *mut bindings::block_device;
+    pub(super) fn rust_loop_mapping_restrict_gfp(file: *mut bindings::file, saved: *mut bindings::gfp_t);
+    pub(super) fn rust_loop_mapping_set_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
+    pub(super) fn rust_loop_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
+    pub(super) fn rust_loop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
+    pub(super) fn rust_loop_limits_start_update(q: *mut bindings::request_queue) -> bindings::queue_limits;
+    pub(super) fn rust_loop_limits_cancel_update(q: *mut bindings::request_queue);
+    pub(super) fn rust_loop_freeze(q: *mut bindings::request_queue) -> c_uint;
+    pub(super) fn rust_loop_unfreeze(q: *mut bindings::request_queue, memflags: c_uint);
+    pub(super) fn rust_loop_noio_save() -> c_uint;
+    pub(super) fn rust_loop_noio_restore(flags: c_uint);
+}
+
+/// Silences "unused" for `c_void` on configurations that use none of the above.
+#[expect(dead_code)]
+type Unused = c_void;

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An owned workqueue (7.3's `kernel::workqueue` only borrows existing ones).
+
+use core::ptr::NonNull;
+use kernel::{bindings, prelude::*, workqueue::Queue};
+
+/// A workqueue allocated by the driver; destroyed (after draining) on drop.
+///
+/// # Invariants
+///
+/// `0` came from `alloc_workqueue` and is not destroyed before `drop`.
+pub(crate) struct OwnedQueue(NonNull<bindings::workqueue_struct>);
+
+// SAFETY: Workqueues may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: Queueing work is thread-safe.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// An unbound, freezable workqueue with a rescuer (it serves memory reclaim),
+    /// named `loop<number>`.
+    pub(crate) fn new_loop(number: u32) -> Result<Self> {
+        let flags = bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE | bindings::wq_flags_WQ_MEM_RECLAIM;
+        // SAFETY: The format string is static and takes one `%u`.
+        let wq = unsafe { bindings::alloc_workqueue_noprof(c"loop%u".as_ptr().cast(), flags, 0, number) };
+        // INVARIANT: non-NULL means allocated.
+        NonNull::new(wq).map(Self).ok_or(ENOMEM)
+    }
+}
+
+impl core::ops::Deref for OwnedQueue {
+    type Target = Queue;
+    fn deref(&self) -> &Queue {
+        // SAFETY: By the invariant the queue is alive for as long as `self`.
+        unsafe { Queue::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: By the invariant the queue is alive; nothing uses it after this.
+        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) }
+    }
+}

@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rust_loop: loop block devices, a drop-in for the in-tree `loop.ko`.
+//!
+//! This file is the crate root: the module, its parameters, and the registry of
+//! device slots. `ioctl.rs` holds the user ABI, `transfer.rs` the data path, and
+//! `kapi` the abstraction layer over the kernel's C API (all `unsafe` lives there).
+//!
+//! # Locking
+//!
+//! One order, outermost first (loop.c's, with the same roles):
+//!
+//! 1. `disk->open_mutex` (block core; held around `open`/`release`),
+//! 2. [`VALIDATE`] (binding on top of another loop device, `LOOP_CLR_FD`),
+//! 3. [`REGISTRY`] (the slot table; `loop_ctl_mutex`),
+//! 4. [`LoopDevice::state`] (one device's configuration; `lo_mutex`),
+//! 5. [`LoopDevice::io`] (spinlock: the data path's view of the binding).
+//!
+//! `del_gendisk` and partition rescans run with none of 2-5 held; the backing file
+//! is released (`fput`) outside 4.
+//!
+//! # Slots cost little until used
+//!
+//! An unattached device is a gendisk and a small `LoopDevice`. All disks share one
+//! tag set, so no requests are preallocated per device (loop.ko preallocates its
+//! queue depth, 128, per device); the per-device worker (a workqueue) and its queue
+//! are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
+use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
+use kernel::{
+    new_mutex, new_spinlock,
+    prelude::*,
+    sync::{global_lock, Arc, Mutex, SpinLock},
+};
+
+mod ioctl;
+mod kapi;
+mod transfer;
+
+module! {
+    type: RustLoop,
+    name: "rust_loop",
+    authors: ["rust_loop developers"],
+    description: "Loop block devices (drop-in for loop.ko), in Rust",
+    license: "GPL",
+    alias: ["devname:loop-control", "char-major-10-237", "block-major-7-*"],
+    params: {
+        max_loop: i32 {
+            default: 8,
+            description: "Devices created at load (more are made on demand; not a limit)",
+        },
+        max_part: i32 {
+            default: 0,
+            description: "Maximum partitions per device (as loop.ko; forces partscan)",
+        },
+        hw_queue_depth: u32 {
+            default: 128,
+            description: "Queue depth of the tag set shared by all devices",
+        },
+    },
+}
+
+/// `LOOP_MAJOR`.
+const LOOP_MAJOR: u32 = 7;
+/// `LOOP_CTRL_MINOR`.
+const LOOP_CTRL_MINOR: u32 = 237;
+/// Initial `max_hw_sectors` of an unattached device (loop.ko's value).
+const LOOP_DEFAULT_MAX_SECTORS: u32 = 2560;
+/// `MINORBITS`.
+const MINORBITS: u32 = 20;
+
+/// Where a device is in its life (loop.c's `lo_state`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// No backing file.
+    Unbound,
+    /// Serving I/O from a backing file.
+    Bound,
+    /// Detaching at last close.
+    Rundown,
+    /// Being removed by `LOOP_CTL_REMOVE`.
+    Deleting,
+}
+
+/// Counters of the data path, per device (`/sys/kernel/debug/rust_loop`
+/// would be the place to show them; the tests read them through the KUnit suite
+/// and through `stats` in the debugfs-free `dio` path).
+#[derive(Default)]
+pub(crate) struct Stats {
+    /// Requests completed.
+    pub(crate) requests: AtomicU64,
+    /// Bvec segments handed to the backing file.
+    pub(crate) segments: AtomicU64,
+    /// Bytes moved between request pages and the backing file.
+    pub(crate) bytes: AtomicU64,
+    /// Requests completed in `queue_rq` without a hand-off to the worker.
+    pub(crate) inline: AtomicU64,
+}
+
+/// One loop device slot.
+#[pin_data]
+pub(crate) struct LoopDevice {
+    /// The N of loopN.
+    pub(crate) number: u32,
+    /// Configuration; `lo_mutex`.
+    #[pin]
+    pub(crate) state: Mutex<ioctl::State>,
+    /// What the data path uses; replaced only while the queue is frozen.
+    #[pin]
+    pub(crate) io: SpinLock<Option<Arc<transfer::Binding>>>,
+    /// Data path counters.
+    pub(crate) stats: Stats,
+}
+
+impl LoopDevice {
+    fn new(number: u32) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                number,
+                state <- new_mutex!(ioctl::State::new()),
+                io <- new_spinlock!(None),
+                stats: Stats::default(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The binding the data path uses now, if bound.
+    pub(crate) fn binding(&self) -> Option<Arc<transfer::Binding>> {
+        self.io.lock().clone()
+    }
+
+    /// Current phase.
+    pub(crate) fn phase(&self) -> Phase {
+        self.state.lock().phase
+    }
+}
+
+/// A slot in the registry: the device and the disk that serves it.
+struct Slot {
+    dev: Arc<LoopDevice>,
+    disk: OwnedDisk<LoopDevice>,
+}
+
+/// The set of devices.
+pub(crate) struct Registry {
+    tag_set: Option<TagSet<LoopDevice>>,
+    slots: KVec<Slot>,
+    part_shift: u32,
+}
+
+global_lock! {
+    // SAFETY: Initialised in `RustLoop::init` before anything can use it.
+    unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
+        tag_set: None,
+        slots: KVec::new(),
+        part_shift: 0,
+    };
+}
+
+global_lock! {
+    // SAFETY: Initialised in `RustLoop::init` before anything can use it.
+    unsafe(uninit) static VALIDATE: Mutex<()> = ();
+}
+
+/// Takes [`VALIDATE`].
+pub(crate) fn validate_lock() -> kernel::sync::GlobalGuard<VALIDATE> {
+    VALIDATE.lock()
+}
+
+impl Registry {
+    fn find(&self, n: u32) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.dev.number == n)
+    }
+
+    /// Adds device `n`, or the lowest free number if `n` is `None`.
+    fn add(&mut self, n: Option<u32>) -> Result<u32> {
+        let n = match n {
+            Some(n) => {
+                if self.find(n).is_some() {
+                    return Err(EEXIST);
+                }
+                n
+            }
+            None => (0..).find(|i| self.find(*i).is_none()).ok_or(ENOSPC)?,
+        };
+        let first_minor = n.checked_shl(self.part_shift).ok_or(EINVAL)?;
+        if first_minor >= (1 << MINORBITS) || (first_minor >> self.part_shift) != n {
+            return Err(EINVAL);
+        }
+        let tag_set = self.tag_set.as_ref().ok_or(ENODEV)?;
+        let dev = LoopDevice::new(n)?;
+        self.slots.reserve(1, GFP_KERNEL)?;
+        let spec = DiskSpec {
+            major: LOOP_MAJOR,
+            first_minor,
+            minors: 1 << self.part_shift,
+            suppress_part_scan: self.part_shift == 0,
+            max_hw_sectors: LOOP_DEFAULT_MAX_SECTORS,
+        };
+        let disk = Disk::add(tag_set, dev.clone(), &spec, format_args!("loop{n}"))?;
+        self.slots.push_within_capacity(Slot { dev, disk }).map_err(|_| ENOMEM)?;
+        Ok(n)
+    }
+}
+
+/// Part shift derived from `max_part` (loop.c: `fls(max_part)`).
+pub(crate) fn part_shift() -> u32 {
+    REGISTRY.lock().part_shift
+}
+
+/// `LOOP_CTL_ADD`: a negative number picks the lowest free one (as loop.c does).
+pub(crate) fn ctl_add(n: i32) -> Result<u32> {
+    REGISTRY.lock().add(u32::try_from(n).ok())
+}
+
+/// `LOOP_CTL_REMOVE`.
+pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
+    let n = u32::try_from(n).map_err(|_| EINVAL)?;
+    let mut reg = REGISTRY.lock();
+    let idx = reg.slots.iter().position(|s| s.dev.number == n).ok_or(ENODEV)?;
+    {
+        let slot = &reg.slots[idx];
+        let mut st = slot.dev.state.lock();
+        if st.phase != Phase::Unbound || slot.disk.openers() > 0 {
+            return Err(EBUSY);
+        }
+        st.phase = Phase::Deleting;
+    }
+    let slot = reg.slots.remove(idx).map_err(|_| ENODEV)?;
+    drop(reg);
+    slot.disk.remove();
+    Ok(0)
+}
+
+/// `LOOP_CTL_GET_FREE`: the first unbound device, else a new one.
+pub(crate) fn ctl_get_free() -> Result<u32> {
+    let mut reg = REGISTRY.lock();
+    let free = reg
+        .slots
+        .iter()
+        .filter(|s| s.dev.phase() == Phase::Unbound)
+        .map(|s| s.dev.number)
+        .min();
+    match free {
+        Some(n) => Ok(n),
+        None => reg.add(None),
+    }
+}
+
+/// Finds a device by the minor of one of its block device nodes.
+pub(crate) fn device_by_minor(minor: u32) -> Option<Arc<LoopDevice>> {
+    let reg = REGISTRY.lock();
+    let n = minor >> reg.part_shift;
+    reg.find(n).map(|s| s.dev.clone())
+}
+
+struct LoopProbe;
+
+impl Probe for LoopProbe {
+    fn probe(minor: u32) {
+        let mut reg = REGISTRY.lock();
+        let n = minor >> reg.part_shift;
+        // EEXIST (a race with another opener) and errors leave no trace: the open
+        // then fails with ENXIO, as with loop.ko.
+        let _ = reg.add(Some(n));
+    }
+}
+
+struct Control;
+
+impl kapi::chrdev::ControlOps for Control {
+    fn ioctl(cmd: u32, arg: usize) -> Result<isize> {
+        ioctl::control(cmd, arg)
+    }
+}
+
+struct RustLoop {
+    // Drop order matters: the control node and the major go first, so that no new
+    // device can appear while `drop` removes the existing ones.
+    control: Option<ControlDevice<Control>>,
+    major: Option<BlockMajor>,
+}
+
+impl kernel::Module for RustLoop {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called once, before anything else uses the locks.
+        unsafe {
+            REGISTRY.init();
+            VALIDATE.init();
+        }
+        let max_part = module_parameters::max_part.value();
+        let max_loop = module_parameters::max_loop.value();
+        let depth = module_parameters::hw_queue_depth.value();
+        if max_part < 0 || max_loop < 0 || depth < 1 {
+            pr_err!("max_part, max_loop must be >= 0 and hw_queue_depth >= 1\n");
+            return Err(EINVAL);
+        }
+        let part_shift = if max_part > 0 { 32 - (max_part as u32).leading_zeros() } else { 0 };
+        if (1u32 << part_shift) > 256 {
+            return Err(EINVAL);
+        }
+        {
+            let mut reg = REGISTRY.lock();
+            reg.part_shift = part_shift;
+            reg.tag_set = Some(TagSet::new(depth)?);
+        }
+        let control = ControlDevice::<Control>::register(c"loop-control", LOOP_CTRL_MINOR).map_err(|e| {
+            if e == EBUSY {
+                pr_err!("misc minor 237 (loop-control) is taken: is loop.ko loaded? (rmmod loop)\n");
+            }
+            e
+        });
+        let control = match control {
+            Ok(c) => c,
+            Err(e) => {
+                REGISTRY.lock().tag_set = None;
+                return Err(e);
+            }
+        };
+        let major = match BlockMajor::register::<LoopProbe>(LOOP_MAJOR, c"loop") {
+            Ok(m) => m,
+            Err(e) => {
+                pr_err!("block major 7 is taken: is loop.ko loaded? (rmmod loop)\n");
+                drop(control);
+                REGISTRY.lock().tag_set = None;
+                return Err(if e == EBUSY { EBUSY } else { EIO });
+            }
+        };
+        for i in 0..max_loop as u32 {
+            // Best effort, as loop.ko: a failure here leaves fewer devices.
+            let _ = REGISTRY.lock().add(Some(i));
+        }
+        pr_info!("module loaded (block major {})\n", major.major());
+        Ok(RustLoop { control: Some(control), major: Some(major) })
+    }
+}
+
+impl Drop for RustLoop {
+    fn drop(&mut self) {
+        drop(self.control.take());
+        drop(self.major.take());
+        // No device is bound (each binding holds a module reference), so every
+        // slot can go. `del_gendisk` runs without the registry lock held.
+        loop {
+            let slot = REGISTRY.lock().slots.pop();
+            match slot {
+                Some(s) => s.disk.remove(),
+                None => break,
+            }
+        }
+        REGISTRY.lock().tag_set = None;
+    }
+}
+
+impl DiskOps for LoopDevice {
+    fn open(this: &Self, _disk: &Disk<Self>) -> Result {
+        match this.phase() {
+            Phase::Deleting | Phase::Rundown => Err(ENXIO),
+            _ => Ok(()),
+        }
+    }
+
+    fn release(this: &Self, disk: &Disk<Self>) {
+        ioctl::release(this, disk)
+    }
+
+    fn ioctl(
+        this: &Self,
+        disk: &Disk<Self>,
+        bdev: &kapi::blk::Bdev,
+        mode: kapi::blk::OpenMode,
+        cmd: u32,
+        arg: usize,
+        compat: bool,
+    ) -> Result<i32> {
+        ioctl::device(this, disk, bdev, mode, cmd, arg, compat)
+    }
+
+    fn queue_rq(this: &Self, rq: kapi::blk::Request<Self>) {
+        transfer::queue_rq(this, rq)
+    }
+}
+
+impl Stats {
+    pub(crate) fn add(&self, segments: u32, bytes: usize) {
+        self.segments.fetch_add(u64::from(segments), Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+#[kunit_tests(rust_loop)]
+mod tests {
+    use super::kapi::uapi::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn uapi_struct_sizes_match_loop_h() {
+        assert_eq!(size_of::<LoopInfo64>(), 232);
+        assert_eq!(size_of::<LoopConfig>(), 304);
+        assert_eq!(size_of::<LoopInfo>(), 168);
+    }
+
+    #[test]
+    fn configure_settable_flags_are_loop_h_values() {
+        assert_eq!(flags::CONFIGURE_SETTABLE, 1 | 4 | 8 | 16);
+        assert_eq!(flags::SET_STATUS_SETTABLE, 4 | 8);
+        assert_eq!(flags::SET_STATUS_CLEARABLE, 4);
+    }
+
+    #[test]
+    fn ioctl_numbers_are_plain() {
+        assert_eq!(cmd::LOOP_SET_FD, 0x4C00);
+        assert_eq!(cmd::LOOP_CONFIGURE, 0x4C0A);
+        assert_eq!(cmd::LOOP_CTL_GET_FREE, 0x4C82);
+    }
+}

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * One-line wrappers for static inline kernel functions and macros that bindgen
+ * cannot reach. Declared once on the Rust side, in kapi/helpers.rs. No logic here.
+ */
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include <linux/fs.h>
+#include <linux/major.h>
+#include <linux/pagemap.h>
+#include <linux/uio.h>
+#include <linux/sched/mm.h>
+#include "rust_loop_helpers.h"
+
+unsigned int rust_loop_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
+}
+
+void rust_loop_disk_set_suppress_part_scan(struct gendisk *disk, bool on)
+{
+	if (on)
+		set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+	else
+		clear_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+}
+
+void rust_loop_disk_set_uevent_suppress(struct gendisk *disk, bool on)
+{
+	dev_set_uevent_suppress(disk_to_dev(disk), on);
+}
+
+struct kobject *rust_loop_disk_kobj(struct gendisk *disk)
+{
+	return &disk_to_dev(disk)->kobj;
+}
+
+sector_t rust_loop_disk_capacity(struct gendisk *disk)
+{
+	return get_capacity(disk);
+}
+
+struct request_queue *rust_loop_disk_queue(struct gendisk *disk)
+{
+	return disk->queue;
+}
+
+/* rq_for_each_bvec: count (bv == NULL) or copy the request's bvecs. */
+unsigned int rust_loop_rq_bvecs(struct request *rq, struct bio_vec *bv)
+{
+	struct req_iterator iter;
+	struct bio_vec tmp;
+	unsigned int n = 0;
+
+	rq_for_each_bvec(tmp, rq, iter) {
+		if (bv)
+			bv[n] = tmp;
+		n++;
+	}
+	return n;
+}
+
+/* The bvec table and offset of a single-bio request, for an iterator in place. */
+struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offset)
+{
+	struct bio *bio = rq->bio;
+
+	if (!bio || bio != rq->biotail)
+		return NULL;
+	*offset = bio->bi_iter.bi_offset;
+	return (struct bio_vec *)__bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter);
+}
+
+void rust_loop_rq_zero_fill(struct request *rq)
+{
+	struct bio *bio;
+
+	__rq_for_each_bio(bio, rq)
+		zero_fill_bio(bio);
+}
+
+/* The size of what the file maps: the whole device for a block device file. */
+loff_t rust_loop_file_size(struct file *file)
+{
+	return i_size_read(file->f_mapping->host);
+}
+
+void rust_loop_init_sync_kiocb(struct kiocb *kiocb, struct file *file)
+{
+	init_sync_kiocb(kiocb, file);
+}
+
+void rust_loop_kiocb_start_write(struct kiocb *kiocb)
+{
+	kiocb_start_write(kiocb);
+}
+
+void rust_loop_kiocb_end_write(struct kiocb *kiocb)
+{
+	kiocb_end_write(kiocb);
+}
+
+struct gendisk *rust_loop_dev_to_disk(struct device *dev)
+{
+	return dev_to_disk(dev);
+}
+
+struct gendisk *rust_loop_bdev_disk(struct block_device *bdev)
+{
+	return bdev->bd_disk;
+}
+
+bool rust_loop_bdev_is_partition(struct block_device *bdev)
+{
+	return bdev_is_partition(bdev);
+}
+
+bool rust_loop_file_is_writable(struct file *file)
+{
+	return file->f_mode & FMODE_WRITE;
+}
+
+bool rust_loop_file_can_direct(struct file *file)
+{
+	return file->f_mode & FMODE_CAN_ODIRECT;
+}
+
+bool rust_loop_file_nowait(struct file *file)
+{
+	return file->f_mode & FMODE_NOWAIT;
+}
+
+bool rust_loop_file_is_odirect(struct file *file)
+{
+	return file->f_flags & O_DIRECT;
+}
+
+bool rust_loop_file_has_rw(struct file *file)
+{
+	return file->f_op->read_iter && file->f_op->write_iter;
+}
+
+bool rust_loop_file_has_read(struct file *file)
+{
+	return file->f_op->read_iter;
+}
+
+bool rust_loop_file_has_fsync(struct file *file)
+{
+	return file->f_op->fsync;
+}
+
+bool rust_loop_file_has_fallocate(struct file *file)
+{
+	return file->f_op->fallocate;
+}
+
+umode_t rust_loop_file_mode(struct file *file)
+{
+	return file_inode(file)->i_mode;
+}
+
+dev_t rust_loop_file_rdev(struct file *file)
+{
+	return file_inode(file)->i_rdev;
+}
+
+struct block_device *rust_loop_file_sb_bdev(struct file *file)
+{
+	return file_inode(file)->i_sb->s_bdev;
+}
+
+void rust_loop_mapping_restrict_gfp(struct file *file, gfp_t *saved)
+{
+	struct address_space *m = file->f_mapping;
+
+	*saved = mapping_gfp_mask(m);
+	mapping_set_gfp_mask(m, *saved & ~(__GFP_IO | __GFP_FS));
+}
+
+void rust_loop_mapping_set_gfp(struct file *file, gfp_t gfp)
+{
+	mapping_set_gfp_mask(file->f_mapping, gfp);
+}
+
+unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev)
+{
+	return bdev_logical_block_size(bdev);
+}
+
+bool rust_loop_bdev_rot(struct block_device *bdev)
+{
+	return bdev_rot(bdev);
+}
+
+unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev)
+{
+	return bdev_write_zeroes_sectors(bdev);
+}
+
+unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev)
+{
+	return bdev_discard_granularity(bdev);
+}
+
+struct queue_limits rust_loop_limits_start_update(struct request_queue *q)
+{
+	return queue_limits_start_update(q);
+}
+
+void rust_loop_limits_cancel_update(struct request_queue *q)
+{
+	queue_limits_cancel_update(q);
+}
+
+unsigned int rust_loop_freeze(struct request_queue *q)
+{
+	return blk_mq_freeze_queue(q);
+}
+
+void rust_loop_unfreeze(struct request_queue *q, unsigned int memflags)
+{
+	blk_mq_unfreeze_queue(q, memflags);
+}
+
+unsigned int rust_loop_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rust_loop_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
+/* The UAPI layouts rust_loop's Rust types (kapi/uapi.rs) are written for. */
+#include <uapi/linux/loop.h>
+static_assert(sizeof(struct loop_info64) == 232);
+static_assert(offsetof(struct loop_info64, lo_flags) == 52);
+static_assert(offsetof(struct loop_info64, lo_file_name) == 56);
+static_assert(offsetof(struct loop_info64, lo_init) == 216);
+static_assert(sizeof(struct loop_config) == 304);
+static_assert(offsetof(struct loop_config, info) == 8);
+static_assert(sizeof(struct loop_info) == 168);
+static_assert(offsetof(struct loop_info, lo_offset) == 32);
+static_assert(offsetof(struct loop_info, lo_name) == 48);
+static_assert(sizeof(__kernel_old_dev_t) == 8);

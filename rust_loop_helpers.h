@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Prototypes of rust_loop_helpers.c; the Rust side declares them in kapi/helpers.rs. */
+#ifndef RUST_LOOP_HELPERS_H
+#define RUST_LOOP_HELPERS_H
+#include <linux/blkdev.h>
+#include <linux/fs.h>
+
+unsigned int rust_loop_disk_openers(struct gendisk *disk);
+void rust_loop_disk_set_suppress_part_scan(struct gendisk *disk, bool on);
+void rust_loop_disk_set_uevent_suppress(struct gendisk *disk, bool on);
+struct kobject *rust_loop_disk_kobj(struct gendisk *disk);
+sector_t rust_loop_disk_capacity(struct gendisk *disk);
+struct request_queue *rust_loop_disk_queue(struct gendisk *disk);
+unsigned int rust_loop_rq_bvecs(struct request *rq, struct bio_vec *bv);
+struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offset);
+void rust_loop_rq_zero_fill(struct request *rq);
+loff_t rust_loop_file_size(struct file *file);
+void rust_loop_init_sync_kiocb(struct kiocb *kiocb, struct file *file);
+void rust_loop_kiocb_start_write(struct kiocb *kiocb);
+void rust_loop_kiocb_end_write(struct kiocb *kiocb);
+struct gendisk *rust_loop_dev_to_disk(struct device *dev);
+struct gendisk *rust_loop_bdev_disk(struct block_device *bdev);
+bool rust_loop_bdev_is_partition(struct block_device *bdev);
+bool rust_loop_file_is_writable(struct file *file);
+bool rust_loop_file_can_direct(struct file *file);
+bool rust_loop_file_nowait(struct file *file);
+bool rust_loop_file_is_odirect(struct file *file);
+bool rust_loop_file_has_rw(struct file *file);
+bool rust_loop_file_has_read(struct file *file);
+bool rust_loop_file_has_fsync(struct file *file);
+bool rust_loop_file_has_fallocate(struct file *file);
+umode_t rust_loop_file_mode(struct file *file);
+dev_t rust_loop_file_rdev(struct file *file);
+struct block_device *rust_loop_file_sb_bdev(struct file *file);
+void rust_loop_mapping_restrict_gfp(struct file *file, gfp_t *saved);
+void rust_loop_mapping_set_gfp(struct file *file, gfp_t gfp);
+unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
+bool rust_loop_bdev_rot(struct block_device *bdev);
+unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev);
+unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev);
+struct queue_limits rust_loop_limits_start_update(struct request_queue *q);
+void rust_loop_limits_cancel_update(struct request_queue *q);
+unsigned int rust_loop_freeze(struct request_queue *q);
+void rust_loop_unfreeze(struct request_queue *q, unsigned int memflags);
+unsigned int rust_loop_noio_save(void);
+void rust_loop_noio_restore(unsigned int flags);
+
+#endif

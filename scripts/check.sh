@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make check`: boot the test guest, print every KTAP result, and end with the
+# totals line "N passed, N failed" (skips and expected failures counted apart).
+# Exit status non-zero on any failure or on a guest that did not finish.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+out=${RL_OUT:-$RL_ROOT/.out/check}
+rm -rf "$out"
+mkdir -p "$out"
+grc=0
+"$RL_ROOT/scripts/guest.sh" check "$out" || grc=$?
+r=$out/results.ktap
+tr -d '\r' <"$r" >"$r.clean"
+# Results: top-level "ok"/"not ok" lines of every KTAP stream (each stream is flat).
+grep -E '^(not )?ok [0-9]+ |^# suite:|^# ' "$r.clean" | grep -vE '^# rust_loop: guest done' || true
+pass=$(grep -E '^ok [0-9]+ ' "$r.clean" | grep -cvE '# (SKIP|XFAIL)' || true)
+skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$r.clean" || true)
+xfail=$(grep -cE '^ok [0-9]+ .*# XFAIL' "$r.clean" || true)
+failed=$(grep -cE '^not ok [0-9]+ ' "$r.clean" || true)
+done_line=$(grep -c '^# rust_loop: guest done' "$r.clean" || true)
+echo
+if [ "$done_line" = 0 ]; then
+	echo "# the guest did not finish (exit $grc); last console lines:"
+	tail -30 "$out/console.log" | sed 's/^/#   /'
+	failed=$((failed + 1))
+fi
+echo "# $skip skipped, $xfail expected failures of loop.ko (documented bugs rust_loop fixes)"
+echo "$pass passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Boot the test kernel in QEMU with rust_loop.ko, the reference loop.ko, null_blk.ko
+# and the tests in an initramfs.
+#   guest.sh check OUTDIR   run every test; KTAP results in OUTDIR/results.ktap,
+#                           the console in OUTDIR/console.log
+#   guest.sh run            show rust_loop working; a shell when stdin is a terminal
+# ACCEL=kvm uses KVM (hangs at boot on some machines; TCG is the default).
+# GUEST_TIMEOUT (seconds) bounds every boot.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+mode=$1
+out=${2:-$(mktemp -d)}
+mkdir -p "$out"
+B=$(RL_KBUILD)
+[ -f "$B/.rust_loop-built" ] || die "no kernel build: run scripts/build-kernel.sh"
+[ -f "$RL_ROOT/rust_loop.ko" ] || die "no rust_loop.ko: run make"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+"$RL_ROOT/scripts/mkinitramfs.sh" "$stage/base.cpio"
+mkdir -p "$stage/root/tests/ko" "$stage/root/tests/bin"
+cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour} "$stage/root/tests/"
+cp "$RL_ROOT/tests/guest/init" "$stage/root/init"
+cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" "$stage/root/tests/ko/"
+gcc -static -O2 -Wall -o "$stage/root/tests/bin/loopctl" "$RL_ROOT/tests/tools/loopctl.c"
+(cd "$stage/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$stage/overlay.cpio"
+cat "$stage/base.cpio" "$stage/overlay.cpio" >"$stage/initrd.cpio"
+
+accel=(-accel tcg -cpu max)
+[ "${ACCEL:-tcg}" = kvm ] && accel=(-accel kvm -cpu host)
+qemu=(qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2G -kernel "$B/arch/x86/boot/bzImage"
+	-initrd "$stage/initrd.cpio" -no-reboot -display none -monitor none -nodefaults)
+append="console=ttyS0 panic=-1 rl.mode=$mode"
+case "$mode" in
+run)
+	if [ -t 0 ]; then
+		timeout --foreground "${GUEST_TIMEOUT:-86400}" "${qemu[@]}" -serial mon:stdio -serial null \
+			-append "$append rl.shell=1"
+	else
+		timeout "${GUEST_TIMEOUT:-600}" "${qemu[@]}" -serial stdio -serial null -append "$append quiet"
+	fi
+	;;
+*)
+	log "booting the test guest (TCG: a few minutes; console: $out/console.log)"
+	: >"$out/results.ktap"
+	rc=0
+	timeout "${GUEST_TIMEOUT:-2400}" "${qemu[@]}" -serial "file:$out/console.log" \
+		-serial "file:$out/results.ktap" -append "$append" </dev/null || rc=$?
+	[ $rc = 124 ] && log "guest timed out after ${GUEST_TIMEOUT:-2400}s"
+	exit $rc
+	;;
+esac

@@ -1,0 +1,91 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Minimal kselftest-style KTAP harness for rust_loop's shell tests.
+#
+# A test file defines functions named test_<behaviour>, sources this file and
+# calls ktap_main. Each test runs in its own subshell with `set -e`; it passes when
+# it returns 0, is skipped when it calls `skip "reason"` (exit 4), and fails
+# otherwise; its output is printed as KTAP diagnostics ("# ...") on failure.
+# After every test the harness detaches all loop devices and unmounts /mnt/rl*,
+# so one failing test cannot poison the next.
+#
+# Environment from the guest runner:
+#   LOOP_IMPL   rust_loop (default) or loop (the in-tree loop.ko, reference mode)
+#   LOOPCTL     path of the loopctl tool
+
+LOOP_IMPL=${LOOP_IMPL:-rust_loop}
+LOOPCTL=${LOOPCTL:-/tests/bin/loopctl}
+WORK=${WORK:-/tmp/rl-work}
+
+# Documented loop.ko bugs that rust_loop fixes: a test names itself here with
+# `loop_ko_bug "why"`; in reference mode its failure is reported as XFAIL.
+loop_ko_bug() { [ "$LOOP_IMPL" = loop ] && echo "${1:-}" >"$WORK/.xfail" || true; }
+
+skip() {
+	echo "$*" >"$WORK/.skip"
+	exit 4
+}
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# assert_eq WHAT EXPECTED ACTUAL
+assert_eq() {
+	[ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+}
+# expect_errno ERRNO loopctl-args...: the ioctl must fail with ERRNO.
+expect_errno() {
+	local want=$1 got
+	shift
+	got=$("$LOOPCTL" "$@" | head -1)
+	[ "$got" = "$want" ] || fail "loopctl $*: expected $want, got '$got'"
+}
+expect_ok() {
+	local got
+	got=$("$LOOPCTL" "$@" | head -1)
+	case "$got" in OK*) ;; *) fail "loopctl $*: expected OK, got '$got'" ;; esac
+}
+
+rl_cleanup() {
+	local m d
+	for m in $(awk '$2 ~ /^\/mnt\/rl/ {print $2}' /proc/mounts | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
+	losetup -D 2>/dev/null || true
+	for d in /dev/loop[0-9]*; do
+		[ -b "$d" ] && "$LOOPCTL" clr-fd "$d" >/dev/null 2>&1 || true
+	done
+}
+
+ktap_main() {
+	local suite=$1 tests t n=0 rc out tag=""
+	[ "$LOOP_IMPL" = loop ] && tag=" [loop.ko]"
+	mkdir -p "$WORK"
+	tests=$(declare -F | awk '$3 ~ /^test_/ {print $3}')
+	echo "KTAP version 1"
+	echo "# suite: $suite$tag"
+	echo "1..$(echo "$tests" | grep -c .)"
+	for t in $tests; do
+		n=$((n + 1))
+		rm -f "$WORK/.skip" "$WORK/.xfail"
+		out=$( (set -e; cd "$WORK"; "$t") 2>&1 )
+		rc=$?
+		rl_cleanup
+		local name="${t#test_}$tag"
+		if [ -f "$WORK/.xfail" ]; then
+			if [ $rc = 0 ]; then
+				echo "not ok $n $name # loop.ko passed a test marked as a loop.ko bug"
+			else
+				echo "ok $n $name # XFAIL $(cat "$WORK/.xfail")"
+			fi
+		elif [ $rc = 0 ]; then
+			echo "ok $n $name"
+		elif [ $rc = 4 ]; then
+			echo "ok $n $name # SKIP $(cat "$WORK/.skip" 2>/dev/null)"
+		else
+			echo "not ok $n $name"
+			[ -n "$out" ] && printf '%s\n' "$out" | tail -30 | sed 's/^/# /'
+		fi
+	done
+}

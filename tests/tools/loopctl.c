@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * loopctl: issue one raw loop ioctl and print the outcome, so shell tests can
+ * assert exact errnos (losetup hides them). Built static on the host and run in
+ * the test guest. Prints "OK" (plus any result) or the errno name, exit 0 either way;
+ * exit 2 on a usage error.
+ *
+ *   loopctl ctl-add N | ctl-remove N | ctl-get-free
+ *   loopctl set-fd DEV FILE [ro]           LOOP_SET_FD (FILE opened rw unless "ro")
+ *   loopctl configure DEV FILE FLAGS BS OFFSET SIZELIMIT [ro]
+ *   loopctl change-fd DEV FILE [ro]
+ *   loopctl clr-fd DEV | set-capacity DEV | set-dio DEV 0|1 | set-bs DEV N
+ *   loopctl get-status64 DEV               prints the fields
+ *   loopctl get-status DEV                 legacy struct
+ *   loopctl set-status64 DEV FLAGS OFFSET SIZELIMIT [NAME] [ENCTYPE] [KEYSIZE]
+ *   loopctl set-status DEV FLAGS OFFSET [ENCTYPE] [KEYSIZE]
+ *   loopctl raw DEV CMD ARG                 any ioctl number with an integer arg
+ *   loopctl null DEV CMD                    ioctl with a NULL pointer
+ *   loopctl uevents SECONDS                 print kernel uevents (ACTION@DEVPATH)
+ *   loopctl hold DEV SECONDS                keep DEV open (O_RDONLY) for a while
+ *   loopctl ro-open DEV CMD ARG             ioctl on a read-only fd of DEV
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *ename(int e)
+{
+	switch (e) {
+#define E(x) case x: return #x
+	E(EPERM); E(ENOENT); E(EINTR); E(EIO); E(ENXIO); E(EBADF); E(ENOMEM);
+	E(EACCES); E(EFAULT); E(EBUSY); E(EEXIST); E(ENODEV); E(EINVAL); E(ENOTTY);
+	E(EFBIG); E(ENOSPC); E(EROFS); E(ERANGE); E(ENOSYS); E(EOVERFLOW);
+	E(EOPNOTSUPP); E(EAGAIN);
+#undef E
+	}
+	return "E?";
+}
+
+static int report(long r)
+{
+	if (r < 0)
+		printf("%s\n", ename(errno));
+	else
+		printf("OK %ld\n", r);
+	return 0;
+}
+
+static int xopen(const char *p, int flags)
+{
+	int fd = open(p, flags);
+
+	if (fd < 0) {
+		printf("open %s: %s\n", p, ename(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int open_backing(const char *p, int argc, char **argv, int i)
+{
+	int ro = argc > i && !strcmp(argv[i], "ro");
+
+	return xopen(p, ro ? O_RDONLY : O_RDWR);
+}
+
+static unsigned long long num(const char *s)
+{
+	return strtoull(s, NULL, 0);
+}
+
+static void print_info64(const struct loop_info64 *i)
+{
+	printf("OK number=%u device=%llu inode=%llu rdevice=%llu offset=%llu sizelimit=%llu flags=%u encrypt_type=%u name=%.64s\n",
+	       i->lo_number, (unsigned long long)i->lo_device,
+	       (unsigned long long)i->lo_inode, (unsigned long long)i->lo_rdevice,
+	       (unsigned long long)i->lo_offset, (unsigned long long)i->lo_sizelimit,
+	       i->lo_flags, i->lo_encrypt_type, (const char *)i->lo_file_name);
+}
+
+static int uevents(int secs)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	char buf[8192];
+	time_t end = time(NULL) + secs;
+	int s = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT);
+
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		printf("netlink: %s\n", ename(errno));
+		return 1;
+	}
+	printf("READY\n");
+	fflush(stdout);
+	while (time(NULL) < end) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(s, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = 0;
+		/* First string is ACTION@DEVPATH, then KEY=VALUE strings. */
+		printf("%s", buf);
+		for (char *k = buf + strlen(buf) + 1; k < buf + n; k += strlen(k) + 1)
+			if (!strncmp(k, "DISK_MEDIA_CHANGE=", 18) || !strncmp(k, "RESIZE=", 7) ||
+			    !strncmp(k, "DEVTYPE=", 8) || !strncmp(k, "MAJOR=", 6) ||
+			    !strncmp(k, "MINOR=", 6))
+				printf(" %s", k);
+		printf("\n");
+		fflush(stdout);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *op = argc > 1 ? argv[1] : "";
+	int fd, bfd;
+
+	if (!strcmp(op, "ctl-add") || !strcmp(op, "ctl-remove") || !strcmp(op, "ctl-get-free")) {
+		long cmd = op[4] == 'a' ? LOOP_CTL_ADD : op[4] == 'r' ? LOOP_CTL_REMOVE : LOOP_CTL_GET_FREE;
+
+		fd = xopen("/dev/loop-control", O_RDWR);
+		return report(ioctl(fd, cmd, argc > 2 ? strtol(argv[2], NULL, 0) : 0));
+	}
+	if (!strcmp(op, "uevents") && argc > 2)
+		return uevents(atoi(argv[2]));
+	if (argc < 3) {
+		fprintf(stderr, "usage: see the comment at the top of loopctl.c\n");
+		return 2;
+	}
+	if (!strcmp(op, "ro-open")) {
+		fd = xopen(argv[2], O_RDONLY);
+		return report(ioctl(fd, num(argv[3]), num(argv[4])));
+	}
+	fd = xopen(argv[2], O_RDWR);
+	if (!strcmp(op, "set-fd") && argc > 3) {
+		bfd = open_backing(argv[3], argc, argv, 4);
+		return report(ioctl(fd, LOOP_SET_FD, bfd));
+	}
+	if (!strcmp(op, "change-fd") && argc > 3) {
+		bfd = open_backing(argv[3], argc, argv, 4);
+		return report(ioctl(fd, LOOP_CHANGE_FD, bfd));
+	}
+	if (!strcmp(op, "configure") && argc > 7) {
+		struct loop_config c = { 0 };
+
+		c.fd = open_backing(argv[3], argc, argv, 8);
+		c.info.lo_flags = num(argv[4]);
+		c.block_size = num(argv[5]);
+		c.info.lo_offset = num(argv[6]);
+		c.info.lo_sizelimit = num(argv[7]);
+		snprintf((char *)c.info.lo_file_name, LO_NAME_SIZE, "%s", argv[3]);
+		return report(ioctl(fd, LOOP_CONFIGURE, &c));
+	}
+	if (!strcmp(op, "clr-fd"))
+		return report(ioctl(fd, LOOP_CLR_FD, 0));
+	if (!strcmp(op, "set-capacity"))
+		return report(ioctl(fd, LOOP_SET_CAPACITY, 0));
+	if (!strcmp(op, "set-dio") && argc > 3)
+		return report(ioctl(fd, LOOP_SET_DIRECT_IO, num(argv[3])));
+	if (!strcmp(op, "set-bs") && argc > 3)
+		return report(ioctl(fd, LOOP_SET_BLOCK_SIZE, num(argv[3])));
+	if (!strcmp(op, "get-status64")) {
+		struct loop_info64 i;
+
+		memset(&i, 0xa5, sizeof(i));
+		if (ioctl(fd, LOOP_GET_STATUS64, &i) < 0)
+			return report(-1);
+		print_info64(&i);
+		return 0;
+	}
+	if (!strcmp(op, "get-status")) {
+		struct loop_info i;
+
+		if (ioctl(fd, LOOP_GET_STATUS, &i) < 0)
+			return report(-1);
+		printf("OK number=%d offset=%d flags=%d name=%.64s\n", i.lo_number,
+		       i.lo_offset, i.lo_flags, i.lo_name);
+		return 0;
+	}
+	if (!strcmp(op, "set-status64") && argc > 5) {
+		struct loop_info64 i;
+
+		if (ioctl(fd, LOOP_GET_STATUS64, &i) < 0)
+			memset(&i, 0, sizeof(i));
+		i.lo_flags = num(argv[3]);
+		i.lo_offset = num(argv[4]);
+		i.lo_sizelimit = num(argv[5]);
+		if (argc > 6)
+			snprintf((char *)i.lo_file_name, LO_NAME_SIZE, "%s", argv[6]);
+		if (argc > 7)
+			i.lo_encrypt_type = num(argv[7]);
+		if (argc > 8)
+			i.lo_encrypt_key_size = num(argv[8]);
+		return report(ioctl(fd, LOOP_SET_STATUS64, &i));
+	}
+	if (!strcmp(op, "set-status") && argc > 4) {
+		struct loop_info i;
+
+		if (ioctl(fd, LOOP_GET_STATUS, &i) < 0)
+			memset(&i, 0, sizeof(i));
+		i.lo_flags = num(argv[3]);
+		i.lo_offset = num(argv[4]);
+		if (argc > 5)
+			i.lo_encrypt_type = num(argv[5]);
+		if (argc > 6)
+			i.lo_encrypt_key_size = num(argv[6]);
+		return report(ioctl(fd, LOOP_SET_STATUS, &i));
+	}
+	if (!strcmp(op, "raw") && argc > 4)
+		return report(ioctl(fd, num(argv[3]), num(argv[4])));
+	if (!strcmp(op, "null") && argc > 3)
+		return report(ioctl(fd, num(argv[3]), NULL));
+	if (!strcmp(op, "hold") && argc > 3) {
+		sleep(atoi(argv[3]));
+		return 0;
+	}
+	fprintf(stderr, "loopctl: unknown or incomplete command %s\n", op);
+	return 2;
+}

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The data path for file backing: each request's bvecs are handed once to the
+//! backing file's `read_iter`/`write_iter` (an `iov_iter` over the request's own
+//! pages, no bounce copy).
+//!
+//! `queue_rq` first tries a buffered read with `IOCB_NOWAIT`: a page cache hit
+//! completes right there, with no hand-off. Everything that may block (a miss,
+//! writes, flush, discard, direct I/O) goes to the device's worker, one work item
+//! on the device's own workqueue, which runs with `PF_MEMALLOC_NOIO`. A read that
+//! the fast path finished in part continues in the worker where it stopped, so no
+//! byte is transferred twice.
+
+use crate::kapi::blk::{feat, noio, Dir, Op, Request};
+use crate::kapi::file::{falloc, iocb, BackingFile};
+use crate::kapi::wq::OwnedQueue;
+use crate::LoopDevice;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{
+    impl_has_work, new_mutex, new_spinlock, new_work,
+    prelude::*,
+    sync::{Arc, Mutex, SpinLock},
+    workqueue::{Work, WorkItem},
+};
+
+/// What the data path needs of a bound device. Immutable: a change (offset,
+/// direct I/O, backing file) installs a new `Binding` while the queue is frozen.
+pub(crate) struct Binding {
+    /// The backing file.
+    pub(crate) file: BackingFile,
+    /// Byte offset of the device's start in the file.
+    pub(crate) offset: u64,
+    /// Writes fail with EIO.
+    pub(crate) read_only: bool,
+    /// Direct I/O to the backing file.
+    pub(crate) dio: bool,
+    /// The file takes `IOCB_NOWAIT` (`FMODE_NOWAIT`): the inline read fast path.
+    pub(crate) nowait: bool,
+    /// The device's worker.
+    pub(crate) worker: Arc<Worker>,
+    /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
+    discard_off: AtomicBool,
+    zeroes_off: AtomicBool,
+}
+
+impl Binding {
+    /// A binding of `file` served by `worker`.
+    pub(crate) fn new(file: BackingFile, offset: u64, read_only: bool, dio: bool, worker: Arc<Worker>) -> Self {
+        let nowait = file.supports_nowait();
+        Self {
+            file,
+            offset,
+            read_only,
+            dio,
+            nowait,
+            worker,
+            discard_off: AtomicBool::new(false),
+            zeroes_off: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A request waiting for the worker, with how many bytes are already done.
+struct Pending {
+    rq: Request<LoopDevice>,
+    done: usize,
+}
+
+/// The per-device worker: a queue of requests and the work item that drains it.
+#[pin_data]
+pub(crate) struct Worker {
+    #[pin]
+    pending: SpinLock<KVec<Pending>>,
+    /// The batch being processed (only the work function uses it; it keeps its
+    /// capacity so that the I/O path never allocates).
+    #[pin]
+    batch: Mutex<KVec<Pending>>,
+    #[pin]
+    work: Work<Worker>,
+    wq: OwnedQueue,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Worker { self.work }
+}
+
+impl Worker {
+    /// A worker for device `number` that can hold `depth` requests without
+    /// allocating.
+    pub(crate) fn new(number: u32, depth: usize) -> Result<Arc<Self>> {
+        let wq = OwnedQueue::new_loop(number)?;
+        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
+        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Self {
+                pending <- new_spinlock!(pending),
+                batch <- new_mutex!(batch),
+                work <- new_work!("rust_loop::Worker::work"),
+                wq,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn push(this: &Arc<Self>, p: Pending) {
+        {
+            let mut q = this.pending.lock();
+            if let Err(e) = q.push_within_capacity(p) {
+                // More requests than tags cannot be in flight; should the tag set
+                // ever be resized, grow without sleeping.
+                let p = e.0;
+                if let Err(e) = q.push(p, GFP_ATOMIC) {
+                    drop(q);
+                    let _ = e;
+                    return;
+                }
+            }
+        }
+        let _ = this.wq.enqueue(this.clone());
+    }
+}
+
+impl WorkItem for Worker {
+    type Pointer = Arc<Worker>;
+
+    fn run(this: Arc<Worker>) {
+        noio(|| {
+            let mut batch = this.batch.lock();
+            loop {
+                core::mem::swap(&mut *this.pending.lock(), &mut *batch);
+                if batch.is_empty() {
+                    break;
+                }
+                for p in batch.drain_all() {
+                    handle(p);
+                }
+            }
+        })
+    }
+}
+
+/// blk-mq's `queue_rq`.
+pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>) {
+    let Some(b) = dev.binding() else {
+        rq.end(Err(EIO));
+        return;
+    };
+    let mut done = 0;
+    if rq.op() == Op::Read && !b.dio && b.nowait {
+        match read_from(dev, &b, &rq, 0, iocb::NOWAIT) {
+            Ok(n) if n == rq.len() as usize => {
+                dev.stats.inline.fetch_add(1, Ordering::Relaxed);
+                complete(rq, Ok(()));
+                return;
+            }
+            Ok(n) => done = n,
+            Err(_) => {}
+        }
+    }
+    Worker::push(&b.worker, Pending { rq, done });
+}
+
+fn complete(rq: Request<LoopDevice>, res: Result) {
+    rq.data().stats.requests.fetch_add(1, Ordering::Relaxed);
+    rq.end(res);
+}
+
+/// Reads into the request's pages from `done` bytes on; returns the new total.
+/// Stops early (short) at end of file or when `IOCB_NOWAIT` would block.
+fn read_from(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, mut done: usize, flags: u32) -> Result<usize> {
+    let len = rq.len() as usize;
+    let mut it = rq.data_iter(Dir::Dest)?;
+    it.advance(done);
+    let segs = it.segments();
+    while done < len {
+        match b.file.read(&mut it, rq.pos() + b.offset + done as u64, flags) {
+            Ok(0) => break,
+            Ok(n) => {
+                dev.stats.add(0, n);
+                done += n;
+            }
+            Err(e) if done > 0 && e == EAGAIN => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if done == len {
+        dev.stats.add(segs, 0);
+    }
+    Ok(done)
+}
+
+fn write_all(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>) -> Result {
+    let len = rq.len() as usize;
+    let mut it = rq.data_iter(Dir::Source)?;
+    let segs = it.segments();
+    let flags = if b.dio { iocb::DIRECT } else { 0 };
+    let mut done = 0;
+    while done < len {
+        match b.file.write(&mut it, rq.pos() + b.offset + done as u64, flags)? {
+            // A filesystem that takes nothing more is full: report it instead of
+            // completing a short write as success (loop.ko loses the tail here).
+            0 => return Err(ENOSPC),
+            n => {
+                dev.stats.add(0, n);
+                done += n;
+            }
+        }
+    }
+    dev.stats.add(segs, 0);
+    Ok(())
+}
+
+fn handle(p: Pending) {
+    let rq = p.rq;
+    let dev = rq.data();
+    let res = match dev.binding() {
+        None => Err(EIO),
+        Some(b) => do_request(dev, &b, &rq, p.done),
+    };
+    complete(rq, res);
+}
+
+fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usize) -> Result {
+    let op = rq.op();
+    if b.read_only && op != Op::Read {
+        return Err(EIO);
+    }
+    match op {
+        Op::Read => {
+            let flags = if b.dio { iocb::DIRECT } else { 0 };
+            let n = read_from(dev, b, rq, done, flags).map_err(io_error)?;
+            if n < rq.len() as usize {
+                // Past the end of the backing file (it shrank): zeroes, and EIO.
+                rq.zero_fill();
+                return Err(EIO);
+            }
+            Ok(())
+        }
+        Op::Write => write_all(dev, b, rq).map_err(|e| if e == ENOSPC { e } else { io_error(e) }),
+        Op::Flush => b.file.fsync().map_err(|_| EIO),
+        Op::Discard => fallocate(rq, b, falloc::PUNCH_HOLE, &b.discard_off),
+        Op::WriteZeroes => {
+            if rq.no_unmap() {
+                fallocate(rq, b, falloc::ZERO_RANGE, &b.zeroes_off)
+            } else {
+                fallocate(rq, b, falloc::PUNCH_HOLE, &b.zeroes_off)
+            }
+        }
+        Op::Other => Err(EIO),
+    }
+}
+
+fn io_error(e: Error) -> Error {
+    if e == EOPNOTSUPP {
+        e
+    } else {
+        EIO
+    }
+}
+
+fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool) -> Result {
+    if off.load(Ordering::Relaxed) {
+        return Err(EOPNOTSUPP);
+    }
+    match b.file.fallocate(mode | falloc::KEEP_SIZE, rq.pos() + b.offset, u64::from(rq.len())) {
+        Ok(()) => Ok(()),
+        Err(e) if e == EOPNOTSUPP => {
+            // Tell the block layer once and stop advertising it (one log line,
+            // not one per request).
+            if !off.swap(true, Ordering::Relaxed) {
+                let zeroes = core::ptr::eq(off, &b.zeroes_off);
+                let _ = rq.disk().update_limits(|l| {
+                    if zeroes {
+                        l.clear_write_zeroes();
+                    } else {
+                        l.clear_discard();
+                    }
+                });
+                pr_warn!(
+                    "loop{}: {} not supported by the backing file, switched off\n",
+                    rq.data().number,
+                    if zeroes { "write zeroes" } else { "discard" }
+                );
+            }
+            Err(EOPNOTSUPP)
+        }
+        Err(e) if e == EINVAL => Err(EINVAL),
+        Err(_) => Err(EIO),
+    }
+}
+
+/// Whether the backing file's filesystem has a write cache worth flushing.
+pub(crate) fn write_cache_feature(file: &BackingFile, read_only: bool) -> u32 {
+    if file.has_fsync() && !read_only {
+        feat::WRITE_CACHE
+    } else {
+        0
+    }
+}
