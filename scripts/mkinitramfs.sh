@@ -11,7 +11,7 @@ out=$1
 BINS="bash losetup mount umount blockdev sfdisk lsblk findmnt fallocate wipefs partx
 blkid mkfs.ext4 mke2fs e2fsck fsck.ext4 debugfs fio modinfo insmod rmmod lsmod dmsetup
 mksquashfs stat dd cmp sha256sum truncate sync timeout nproc flock getopt setpriv
-unshare nsenter mountpoint dmesg udevadm"
+unshare nsenter mountpoint dmesg udevadm blkdiscard xxd od"
 paths=
 for b in $BINS; do
 	p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b" || true)

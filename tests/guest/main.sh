@@ -49,15 +49,28 @@ splat_check() { # name
 	fi
 }
 
+# A memory-backed ext4 at /scratch for direct I/O and full-filesystem tests.
+scratch_up() {
+	insmod $KO/null_blk.ko nr_devices=1 gb=1 memory_backed=1 bs=512 2>/dev/null || return 0
+	mkfs.ext4 -q -F /dev/nullb0 && mkdir -p /scratch && mount /dev/nullb0 /scratch
+}
+scratch_down() {
+	umount /scratch 2>/dev/null
+	rmmod null_blk 2>/dev/null
+	true
+}
+
 behaviour_tests() { # impl
 	local f
 	shopt -s nullglob
 	unload_all
 	load "$1" || { echo "# could not load $1"; return; }
+	scratch_up
 	for f in $T/behaviour/*.sh; do
 		LOOP_IMPL=$1 bash "$f"
 	done
 	rl_cleanup_all
+	scratch_down
 	unload_all
 }
 rl_cleanup_all() { losetup -D 2>/dev/null; true; }

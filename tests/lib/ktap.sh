@@ -89,3 +89,29 @@ ktap_main() {
 		fi
 	done
 }
+
+# --- helpers for behaviour tests -------------------------------------------
+# mkimg NAME SIZE: a sparse image file in the work dir (tmpfs); prints its path.
+mkimg() {
+	local p=$WORK/$1
+	rm -f "$p"
+	truncate -s "$2" "$p"
+	echo "$p"
+}
+# pattern FILE OFFSET BYTES SEED: writes deterministic data at OFFSET.
+pattern() {
+	awk -v n="$3" -v s="$4" 'BEGIN { srand(s); for (i = 0; i < n; i += 16) printf "%016d", int(rand() * 1e15) }' |
+		head -c "$3" | dd of="$1" bs=512 seek=$(($2 / 512)) conv=notrunc status=none
+}
+# readhex FILE OFFSET BYTES: sha256 of a byte range.
+rangesum() {
+	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none iflag=direct 2>/dev/null | sha256sum | cut -c1-16 ||
+		dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16
+}
+filesum() {
+	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16
+}
+sysblk() { cat "/sys/block/${1#/dev/}/$2"; }
+# The scratch ext4 filesystem (on a memory-backed null_blk) for direct I/O and
+# "filesystem full" tests; main.sh mounts it at /scratch.
+SCRATCH=/scratch
