@@ -54,10 +54,10 @@ clippy: $(KERNEL_DEP)
 	+$(KMAKE) CLIPPY=1 modules
 
 fmt:
-	rustfmt --edition 2021 --config-path $(BUILD_KDIR)/source/.rustfmt.toml $(ROOT)/rust_loop.rs
+	rustfmt --config-path $(ROOT)/.rustfmt.toml $(ROOT)/rust_loop.rs
 
 fmt-check:
-	rustfmt --check --edition 2021 $(ROOT)/rust_loop.rs
+	rustfmt --check --config-path $(ROOT)/.rustfmt.toml $(ROOT)/rust_loop.rs
 
 clean:
 	+$(KMAKE) clean

@@ -10,7 +10,10 @@
 use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
-use crate::kapi::uapi::{cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LoopInfoOut, LO_CRYPT_NONE, LO_KEY_SIZE, LO_NAME_SIZE};
+use crate::kapi::uapi::{
+    cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LoopInfoOut, LO_CRYPT_NONE, LO_KEY_SIZE,
+    LO_NAME_SIZE,
+};
 use crate::kapi::{capable_sys_admin, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};
 use crate::{LoopDevice, Phase};
@@ -32,7 +35,10 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) const fn new() -> Self {
-        Self { phase: Phase::Unbound, cfg: None }
+        Self {
+            phase: Phase::Unbound,
+            cfg: None,
+        }
     }
 }
 
@@ -90,7 +96,7 @@ pub(crate) fn info_from_old(old: &LoopInfo) -> LoopInfo64 {
     i.lo_device = old.lo_device;
     i.lo_inode = old.lo_inode;
     i.lo_rdevice = old.lo_rdevice;
-    i.lo_offset = old.lo_offset as i64 as u64;
+    i.lo_offset = i64::from(old.lo_offset) as u64;
     i.lo_encrypt_key_size = old.lo_encrypt_key_size as u32;
     i.lo_flags = old.lo_flags as u32;
     i.lo_file_name = old.lo_name;
@@ -118,11 +124,15 @@ pub(crate) fn info_to_old(i: &LoopInfo64) -> Result<LoopInfoOut> {
 }
 
 fn read_user<T: kernel::transmute::FromBytes>(arg: usize) -> Result<T> {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).reader().read::<T>()
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .reader()
+        .read::<T>()
 }
 
 fn write_user<T: kernel::transmute::AsBytes>(arg: usize, v: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).writer().write(v)
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .writer()
+        .write(v)
 }
 
 /// `/dev/loop-control` ioctls.
@@ -148,10 +158,21 @@ pub(crate) fn device(
     arg: usize,
     compat: bool,
 ) -> Result<i32> {
-    let may_write = || if mode.write() || capable_sys_admin() { Ok(()) } else { Err(EPERM) };
+    let may_write = || {
+        if mode.write() || capable_sys_admin() {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
+    };
     match cmd {
         cmd::LOOP_SET_FD => {
-            let mut c = LoopConfig { fd: arg as u32, block_size: 0, info: LoopInfo64::zeroed(), reserved: [0; 8] };
+            let mut c = LoopConfig {
+                fd: arg as u32,
+                block_size: 0,
+                info: LoopInfo64::zeroed(),
+                reserved: [0; 8],
+            };
             c.fd = arg as u32;
             configure(dev, disk, bdev, mode, &c)
         }
@@ -226,7 +247,9 @@ fn validate_file(dev: &LoopDevice, file: &BackingFile) -> Result {
         match f.kind() {
             FileKind::Regular => return Ok(()),
             FileKind::Block(major, minor) if major == crate::LOOP_MAJOR => {
-                let Some(lower) = crate::device_by_minor(minor) else { return Err(EINVAL) };
+                let Some(lower) = crate::device_by_minor(minor) else {
+                    return Err(EINVAL);
+                };
                 if lower.number == dev.number {
                     return Err(EBADF);
                 }
@@ -253,7 +276,10 @@ fn can_use_dio(file: &BackingFile, offset: u64, bs: u32) -> bool {
 }
 
 fn dio_min_size(file: &BackingFile) -> u32 {
-    file.underlying_bdev().map(|(lbs, _)| lbs).unwrap_or(512).max(512)
+    file.underlying_bdev()
+        .map(|(lbs, _)| lbs)
+        .unwrap_or(512)
+        .max(512)
 }
 
 /// Default block size (`loop_default_blocksize`).
@@ -270,7 +296,13 @@ fn calc_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
 }
 
 /// Sets the queue limits of a bound device (`loop_update_limits`).
-fn apply_limits(disk: &Disk<LoopDevice>, file: &BackingFile, bs: u32, read_only: bool, dio: bool) -> Result {
+fn apply_limits(
+    disk: &Disk<LoopDevice>,
+    file: &BackingFile,
+    bs: u32,
+    read_only: bool,
+    dio: bool,
+) -> Result {
     let rot = file.underlying_bdev().map(|(_, r)| r).unwrap_or(false);
     let discard = file.has_fallocate() && matches!(file.kind(), FileKind::Regular);
     let wc = write_cache_feature(file, read_only);
@@ -289,12 +321,22 @@ fn apply_limits(disk: &Disk<LoopDevice>, file: &BackingFile, bs: u32, read_only:
     })
 }
 
-fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenMode, c: &LoopConfig) -> Result<i32> {
+fn configure(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    bdev: &Bdev,
+    mode: OpenMode,
+    c: &LoopConfig,
+) -> Result<i32> {
     let file = BackingFile::from_fd(c.fd)?;
     check_backing_file(&file)?;
     let _validate = crate::validate_lock();
     // Exclusive holders (a mounted filesystem) keep the device from changing.
-    let _claim = if mode.exclusive() { None } else { Some(bdev.prepare_claim()?) };
+    let _claim = if mode.exclusive() {
+        None
+    } else {
+        Some(bdev.prepare_claim()?)
+    };
     let mut st = dev.state.lock();
     if st.phase != Phase::Unbound {
         return Err(EBUSY);
@@ -310,7 +352,11 @@ fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenM
     // Everything is validated; work out the effective configuration.
     let read_only = info.lo_flags & flags::READ_ONLY != 0 || !file.writable() || !mode.write();
     let want_dio = info.lo_flags & flags::DIRECT_IO != 0 || file.opened_direct();
-    let bs = if bs_req != 0 { bs_req } else { default_block_size(&file, want_dio && file.can_direct()) };
+    let bs = if bs_req != 0 {
+        bs_req
+    } else {
+        default_block_size(&file, want_dio && file.can_direct())
+    };
     let dio = want_dio && can_use_dio(&file, info.lo_offset, bs);
     let mut lo_flags = info.lo_flags & !(flags::READ_ONLY | flags::DIRECT_IO);
     if read_only {
@@ -324,7 +370,10 @@ fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenM
     }
     let depth = crate::module_parameters::hw_queue_depth.value() as usize;
     let worker = Worker::new(dev.number, depth)?;
-    let binding = Arc::new(Binding::new(file.clone(), info.lo_offset, read_only, dio, worker.clone()), GFP_KERNEL)?;
+    let binding = Arc::new(
+        Binding::new(file.clone(), info.lo_offset, read_only, dio, worker.clone()),
+        GFP_KERNEL,
+    )?;
 
     // Apply. Only the limits commit can still fail, and it is undone completely.
     disk.suppress_uevents(true);
@@ -362,7 +411,11 @@ fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenM
     drop(st);
     if partscan {
         if let Err(e) = disk.rescan_partitions(false) {
-            pr_warn!("loop{}: partition scan failed (rc={})\n", dev.number, e.to_errno());
+            pr_warn!(
+                "loop{}: partition scan failed (rc={})\n",
+                dev.number,
+                e.to_errno()
+            );
         }
     }
     Ok(0)
@@ -370,7 +423,12 @@ fn configure(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenM
 
 /// Tears a bound device down (`__loop_clr_fd`). `open_locked`: called from
 /// `release` with the disk's `open_mutex` held.
-fn detach(dev: &LoopDevice, disk: &Disk<LoopDevice>, mut st: kernel::sync::MutexGuard<'_, State>, open_locked: bool) {
+fn detach(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    mut st: kernel::sync::MutexGuard<'_, State>,
+    open_locked: bool,
+) {
     let Some(cfg) = st.cfg.take() else { return };
     {
         let _frozen = disk.freeze();
@@ -421,7 +479,12 @@ pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>) {
         return;
     }
     let mut st = dev.state.lock();
-    if st.phase == Phase::Bound && st.cfg.as_ref().is_some_and(|c| c.flags & flags::AUTOCLEAR != 0) {
+    if st.phase == Phase::Bound
+        && st
+            .cfg
+            .as_ref()
+            .is_some_and(|c| c.flags & flags::AUTOCLEAR != 0)
+    {
         st.phase = Phase::Rundown;
     }
     if st.phase == Phase::Rundown {
@@ -450,7 +513,12 @@ fn get_status(dev: &LoopDevice) -> Result<LoopInfo64> {
     Ok(i)
 }
 
-fn set_status(dev: &LoopDevice, disk: &Disk<LoopDevice>, info: &LoopInfo64, legacy: bool) -> Result<i32> {
+fn set_status(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    info: &LoopInfo64,
+    legacy: bool,
+) -> Result<i32> {
     let mut st = dev.state.lock();
     if st.phase != Phase::Bound {
         return Err(ENXIO);
@@ -480,7 +548,13 @@ fn set_status(dev: &LoopDevice, disk: &Disk<LoopDevice>, info: &LoopInfo64, lega
         if !dio {
             c.flags &= !flags::DIRECT_IO;
         }
-        let b = Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, dio, c.worker.clone());
+        let b = Binding::new(
+            c.file.clone(),
+            c.offset,
+            c.flags & flags::READ_ONLY != 0,
+            dio,
+            c.worker.clone(),
+        );
         *dev.io.lock() = Some(Arc::new(b, GFP_KERNEL)?);
     }
     if new_partscan {
@@ -522,7 +596,13 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
         let _ = c.file.fsync();
     }
     let b = Arc::new(
-        Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, on, c.worker.clone()),
+        Binding::new(
+            c.file.clone(),
+            c.offset,
+            c.flags & flags::READ_ONLY != 0,
+            on,
+            c.worker.clone(),
+        ),
         GFP_KERNEL,
     )?;
     let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
@@ -537,8 +617,18 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn set_block_size(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: OpenMode, arg: usize) -> Result<i32> {
-    let _claim = if mode.exclusive() { None } else { Some(bdev.prepare_claim()?) };
+fn set_block_size(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    bdev: &Bdev,
+    mode: OpenMode,
+    arg: usize,
+) -> Result<i32> {
+    let _claim = if mode.exclusive() {
+        None
+    } else {
+        Some(bdev.prepare_claim()?)
+    };
     let mut st = dev.state.lock();
     if st.phase != Phase::Bound {
         return Err(ENXIO);
@@ -558,7 +648,13 @@ fn set_block_size(dev: &LoopDevice, disk: &Disk<LoopDevice>, bdev: &Bdev, mode: 
     c.block_size = bs;
     if dio && !can_use_dio(&c.file, c.offset, bs) {
         c.flags &= !flags::DIRECT_IO;
-        let b = Binding::new(c.file.clone(), c.offset, c.flags & flags::READ_ONLY != 0, false, c.worker.clone());
+        let b = Binding::new(
+            c.file.clone(),
+            c.offset,
+            c.flags & flags::READ_ONLY != 0,
+            false,
+            c.worker.clone(),
+        );
         let b = Arc::new(b, GFP_KERNEL)?;
         let _frozen = disk.freeze();
         *dev.io.lock() = Some(b);
@@ -581,7 +677,8 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     validate_file(dev, &file)?;
     // Same size in bytes (loop.ko compares 512-byte sectors: 1 MiB and 1 MiB + 100
     // bytes pass there; a size change is refused here).
-    if size_sectors(file.size(), c.offset, c.sizelimit) != size_sectors(c.file.size(), c.offset, c.sizelimit)
+    if size_sectors(file.size(), c.offset, c.sizelimit)
+        != size_sectors(c.file.size(), c.offset, c.sizelimit)
         || file.size() != c.file.size()
     {
         return Err(EINVAL);
@@ -589,8 +686,13 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     let _ = file.fsync();
     disk.suppress_uevents(true);
     disk.force_media_change();
-    let dio = c.flags & flags::DIRECT_IO != 0 && file.opened_direct() && can_use_dio(&file, c.offset, c.block_size);
-    let b = Arc::new(Binding::new(file.clone(), c.offset, true, dio, c.worker.clone()), GFP_KERNEL);
+    let dio = c.flags & flags::DIRECT_IO != 0
+        && file.opened_direct()
+        && can_use_dio(&file, c.offset, c.block_size);
+    let b = Arc::new(
+        Binding::new(file.clone(), c.offset, true, dio, c.worker.clone()),
+        GFP_KERNEL,
+    );
     let b = match b {
         Ok(b) => b,
         Err(e) => {
@@ -623,7 +725,9 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
 impl LoopAttrs for LoopDevice {
     fn show(this: &Self, attr: LoopAttr, out: &mut dyn fmt::Write) -> Result {
         let st = this.state.lock();
-        let Some(c) = st.cfg.as_ref() else { return Err(ENXIO) };
+        let Some(c) = st.cfg.as_ref() else {
+            return Err(ENXIO);
+        };
         let r = match attr {
             LoopAttr::BackingFile => {
                 let mut buf = KVec::from_elem(0u8, 4096, GFP_KERNEL)?;

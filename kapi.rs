@@ -35,7 +35,9 @@ impl ModuleRef {
     pub(crate) fn get() -> Self {
         // SAFETY: `THIS_MODULE` is valid while our code runs; `__module_get` only
         // increments the count of a live module.
-        unsafe { bindings::__module_get(kernel::module::this_module::<crate::LocalModule>().as_ptr()) };
+        unsafe {
+            bindings::__module_get(kernel::module::this_module::<crate::LocalModule>().as_ptr())
+        };
         Self(())
     }
 }
@@ -43,6 +45,8 @@ impl ModuleRef {
 impl Drop for ModuleRef {
     fn drop(&mut self) {
         // SAFETY: Paired with `__module_get` in `get`.
-        unsafe { bindings::module_put(kernel::module::this_module::<crate::LocalModule>().as_ptr()) };
+        unsafe {
+            bindings::module_put(kernel::module::this_module::<crate::LocalModule>().as_ptr())
+        };
     }
 }

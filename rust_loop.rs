@@ -201,7 +201,9 @@ impl Registry {
             max_hw_sectors: LOOP_DEFAULT_MAX_SECTORS,
         };
         let disk = Disk::add(tag_set, dev.clone(), &spec, format_args!("loop{n}"))?;
-        self.slots.push_within_capacity(Slot { dev, disk }).map_err(|_| ENOMEM)?;
+        self.slots
+            .push_within_capacity(Slot { dev, disk })
+            .map_err(|_| ENOMEM)?;
         Ok(n)
     }
 }
@@ -220,7 +222,11 @@ pub(crate) fn ctl_add(n: i32) -> Result<u32> {
 pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
     let n = u32::try_from(n).map_err(|_| EINVAL)?;
     let mut reg = REGISTRY.lock();
-    let idx = reg.slots.iter().position(|s| s.dev.number == n).ok_or(ENODEV)?;
+    let idx = reg
+        .slots
+        .iter()
+        .position(|s| s.dev.number == n)
+        .ok_or(ENODEV)?;
     {
         let slot = &reg.slots[idx];
         let mut st = slot.dev.state.lock();
@@ -298,7 +304,11 @@ impl kernel::Module for RustLoop {
             pr_err!("max_part, max_loop must be >= 0 and hw_queue_depth >= 1\n");
             return Err(EINVAL);
         }
-        let part_shift = if max_part > 0 { 32 - (max_part as u32).leading_zeros() } else { 0 };
+        let part_shift = if max_part > 0 {
+            32 - (max_part as u32).leading_zeros()
+        } else {
+            0
+        };
         if (1u32 << part_shift) > 256 {
             return Err(EINVAL);
         }
@@ -307,12 +317,14 @@ impl kernel::Module for RustLoop {
             reg.part_shift = part_shift;
             reg.tag_set = Some(TagSet::new(depth)?);
         }
-        let control = ControlDevice::<Control>::register(c"loop-control", LOOP_CTRL_MINOR).map_err(|e| {
-            if e == EBUSY {
-                pr_err!("misc minor 237 (loop-control) is taken: is loop.ko loaded? (rmmod loop)\n");
-            }
-            e
-        });
+        let control = ControlDevice::<Control>::register(c"loop-control", LOOP_CTRL_MINOR)
+            .inspect_err(|e| {
+                if *e == EBUSY {
+                    pr_err!(
+                        "misc minor 237 (loop-control) is taken: is loop.ko loaded? (rmmod loop)\n"
+                    );
+                }
+            });
         let control = match control {
             Ok(c) => c,
             Err(e) => {
@@ -334,7 +346,10 @@ impl kernel::Module for RustLoop {
             let _ = REGISTRY.lock().add(Some(i));
         }
         pr_info!("module loaded (block major {})\n", major.major());
-        Ok(RustLoop { control: Some(control), major: Some(major) })
+        Ok(RustLoop {
+            control: Some(control),
+            major: Some(major),
+        })
     }
 }
 
@@ -386,7 +401,8 @@ impl DiskOps for LoopDevice {
 
 impl Stats {
     pub(crate) fn add(&self, segments: u32, bytes: usize) {
-        self.segments.fetch_add(u64::from(segments), Ordering::Relaxed);
+        self.segments
+            .fetch_add(u64::from(segments), Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }

@@ -36,11 +36,6 @@ struct kobject *rust_loop_disk_kobj(struct gendisk *disk)
 	return &disk_to_dev(disk)->kobj;
 }
 
-sector_t rust_loop_disk_capacity(struct gendisk *disk)
-{
-	return get_capacity(disk);
-}
-
 struct request_queue *rust_loop_disk_queue(struct gendisk *disk)
 {
 	return disk->queue;
@@ -207,11 +202,6 @@ unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev)
 struct queue_limits rust_loop_limits_start_update(struct request_queue *q)
 {
 	return queue_limits_start_update(q);
-}
-
-void rust_loop_limits_cancel_update(struct request_queue *q)
-{
-	queue_limits_cancel_update(q);
 }
 
 unsigned int rust_loop_freeze(struct request_queue *q)

@@ -45,7 +45,13 @@ pub(crate) struct Binding {
 
 impl Binding {
     /// A binding of `file` served by `worker`.
-    pub(crate) fn new(file: BackingFile, offset: u64, read_only: bool, dio: bool, worker: Arc<Worker>) -> Self {
+    pub(crate) fn new(
+        file: BackingFile,
+        offset: u64,
+        read_only: bool,
+        dio: bool,
+        worker: Arc<Worker>,
+    ) -> Self {
         let nowait = file.supports_nowait();
         Self {
             file,
@@ -167,13 +173,22 @@ fn complete(rq: Request<LoopDevice>, res: Result) {
 
 /// Reads into the request's pages from `done` bytes on; returns the new total.
 /// Stops early (short) at end of file or when `IOCB_NOWAIT` would block.
-fn read_from(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, mut done: usize, flags: u32) -> Result<usize> {
+fn read_from(
+    dev: &LoopDevice,
+    b: &Binding,
+    rq: &Request<LoopDevice>,
+    mut done: usize,
+    flags: u32,
+) -> Result<usize> {
     let len = rq.len() as usize;
     let mut it = rq.data_iter(Dir::Dest)?;
     it.advance(done);
     let segs = it.segments();
     while done < len {
-        match b.file.read(&mut it, rq.pos() + b.offset + done as u64, flags) {
+        match b
+            .file
+            .read(&mut it, rq.pos() + b.offset + done as u64, flags)
+        {
             Ok(0) => break,
             Ok(n) => {
                 dev.stats.add(0, n);
@@ -196,7 +211,10 @@ fn write_all(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>) -> Result 
     let flags = if b.dio { iocb::DIRECT } else { 0 };
     let mut done = 0;
     while done < len {
-        match b.file.write(&mut it, rq.pos() + b.offset + done as u64, flags)? {
+        match b
+            .file
+            .write(&mut it, rq.pos() + b.offset + done as u64, flags)?
+        {
             // A filesystem that takes nothing more is full: report it instead of
             // completing a short write as success (loop.ko loses the tail here).
             0 => return Err(ENOSPC),
@@ -262,7 +280,11 @@ fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool)
     if off.load(Ordering::Relaxed) {
         return Err(EOPNOTSUPP);
     }
-    match b.file.fallocate(mode | falloc::KEEP_SIZE, rq.pos() + b.offset, u64::from(rq.len())) {
+    match b.file.fallocate(
+        mode | falloc::KEEP_SIZE,
+        rq.pos() + b.offset,
+        u64::from(rq.len()),
+    ) {
         Ok(()) => Ok(()),
         Err(e) if e == EOPNOTSUPP => {
             // Tell the block layer once and stop advertising it (one log line,

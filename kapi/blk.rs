@@ -42,8 +42,15 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// Last `close()` of an opener (called with the disk's `open_mutex` held).
     fn release(this: &Self, disk: &Disk<Self>);
     /// A driver ioctl on the whole disk or a partition.
-    fn ioctl(this: &Self, disk: &Disk<Self>, bdev: &Bdev, mode: OpenMode, cmd: u32, arg: usize, compat: bool)
-        -> Result<i32>;
+    fn ioctl(
+        this: &Self,
+        disk: &Disk<Self>,
+        bdev: &Bdev,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+        compat: bool,
+    ) -> Result<i32>;
     /// A request to carry out. It has been started; the driver ends it.
     fn queue_rq(this: &Self, rq: Request<Self>);
 }
@@ -163,7 +170,10 @@ impl<T: DiskOps> TagSet<T> {
         };
         to_result(ret)?;
         // INVARIANT: allocated above.
-        Ok(Self { set, _p: PhantomData })
+        Ok(Self {
+            set,
+            _p: PhantomData,
+        })
     }
 }
 
@@ -239,7 +249,10 @@ impl<T: DiskOps> Disk<T> {
                 return Err(e);
             }
         };
-        let mut writer = NameWriter { buf: [0; 32], len: 0 };
+        let mut writer = NameWriter {
+            buf: [0; 32],
+            len: 0,
+        };
         let name_ok = fmt::write(&mut writer, name).is_ok() && writer.len < 32;
         // SAFETY: `disk` is a freshly allocated gendisk we own; nothing else sees it yet.
         unsafe {
@@ -273,25 +286,16 @@ impl<T: DiskOps> Disk<T> {
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: added above; we hold the allocation reference.
-        Ok(OwnedDisk { ptr: NonNull::new(disk).ok_or(ENOMEM)?, _p: PhantomData })
+        Ok(OwnedDisk {
+            ptr: NonNull::new(disk).ok_or(ENOMEM)?,
+            _p: PhantomData,
+        })
     }
 
     /// The driver data.
     pub(crate) fn data(&self) -> &T {
         // SAFETY: By the invariant `private_data` is a live `Arc<T>` foreign pointer.
         unsafe { &*(*self.raw()).private_data.cast::<T>() }
-    }
-
-    /// The disk's first minor.
-    pub(crate) fn first_minor(&self) -> u32 {
-        // SAFETY: Read-only field set before `add_disk`.
-        unsafe { (*self.raw()).first_minor as u32 }
-    }
-
-    /// Capacity in 512-byte sectors.
-    pub(crate) fn capacity(&self) -> u64 {
-        // SAFETY: `get_capacity` is a plain read of the whole-disk bdev size.
-        unsafe { rust_loop_disk_capacity(self.raw()) }
     }
 
     /// Sets the capacity and tells user space (`RESIZE=1` uevent when both the old
@@ -335,7 +339,10 @@ impl<T: DiskOps> Disk<T> {
     pub(crate) fn uevent_change(&self) {
         // SAFETY: The disk is live; its device kobject is registered.
         unsafe {
-            bindings::kobject_uevent(rust_loop_disk_kobj(self.raw()), bindings::kobject_action_KOBJ_CHANGE)
+            bindings::kobject_uevent(
+                rust_loop_disk_kobj(self.raw()),
+                bindings::kobject_action_KOBJ_CHANGE,
+            )
         };
     }
 
@@ -384,7 +391,10 @@ impl<T: DiskOps> Disk<T> {
     pub(crate) fn freeze(&self) -> Frozen<'_, T> {
         // SAFETY: The queue is live.
         let memflags = unsafe { rust_loop_freeze(self.queue()) };
-        Frozen { disk: self, memflags }
+        Frozen {
+            disk: self,
+            memflags,
+        }
     }
 
     /// Reads the queue limits, lets `f` change them, and commits them (validated by
@@ -407,16 +417,6 @@ impl<T: DiskOps> Disk<T> {
         f(&mut lim);
         // SAFETY: The limits lock is held since `start_update`.
         to_result(unsafe { bindings::queue_limits_commit_update_frozen(q, &mut lim.0) })
-    }
-
-    /// The current limits.
-    pub(crate) fn limits(&self) -> Limits {
-        let q = self.queue();
-        // SAFETY: As in `update_limits`; the update is cancelled right away.
-        let lim = unsafe { rust_loop_limits_start_update(q) };
-        // SAFETY: The limits lock is held since `start_update`.
-        unsafe { rust_loop_limits_cancel_update(q) };
-        Limits(lim)
     }
 }
 
@@ -453,10 +453,6 @@ impl Limits {
         self.0.physical_block_size = bs;
         self.0.io_min = bs;
     }
-    /// Logical block size.
-    pub(crate) fn logical_block_size(&self) -> u32 {
-        self.0.logical_block_size
-    }
     /// Sets or clears feature bits.
     pub(crate) fn set_features(&mut self, bits: u32, on: bool) {
         if on {
@@ -464,10 +460,6 @@ impl Limits {
         } else {
             self.0.features &= !bits;
         }
-    }
-    /// Largest request, in sectors.
-    pub(crate) fn set_max_hw_sectors(&mut self, s: u32) {
-        self.0.max_hw_sectors = s;
     }
     /// Discard and write-zeroes limits (0 = not supported).
     pub(crate) fn set_discard(&mut self, max_sectors: u32, granularity: u32, write_zeroes: u32) {
@@ -488,14 +480,6 @@ impl Limits {
     pub(crate) fn set_dma_alignment(&mut self, mask: u32) {
         self.0.dma_alignment = mask;
     }
-    /// Maximum discard, in sectors (as advertised).
-    pub(crate) fn max_discard_sectors(&self) -> u32 {
-        self.0.max_hw_discard_sectors
-    }
-    /// Maximum write zeroes, in sectors.
-    pub(crate) fn max_write_zeroes_sectors(&self) -> u32 {
-        self.0.max_write_zeroes_sectors
-    }
 }
 
 impl Bdev {
@@ -511,7 +495,9 @@ impl Bdev {
     /// a configuration change: fails with `EBUSY` when someone holds it exclusively.
     pub(crate) fn prepare_claim(&self) -> Result<Claim<'_>> {
         // SAFETY: The bdev is live; the holder is a unique static address.
-        to_result(unsafe { bindings::bd_prepare_to_claim(self.0.get(), claim_holder(), core::ptr::null()) })?;
+        to_result(unsafe {
+            bindings::bd_prepare_to_claim(self.0.get(), claim_holder(), core::ptr::null())
+        })?;
         Ok(Claim(self))
     }
 }
@@ -585,7 +571,13 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     // SAFETY: `queuedata` is the `Arc<T>` foreign pointer, alive while the queue is.
     let data: &T = unsafe { &*(*(*hctx).queue).queuedata.cast::<T>() };
     // INVARIANT: started above, ended by the driver.
-    T::queue_rq(data, Request { ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()), _p: PhantomData });
+    T::queue_rq(
+        data,
+        Request {
+            ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
+            _p: PhantomData,
+        },
+    );
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
@@ -636,11 +628,6 @@ impl<T: DiskOps> Request<T> {
         }
     }
 
-    /// Forced unit access: the data must be stable when the request completes.
-    pub(crate) fn fua(&self) -> bool {
-        self.flags() & (1 << bindings::req_flag_bits___REQ_FUA) != 0
-    }
-
     /// Write-zeroes must not unmap (deallocate) the range.
     pub(crate) fn no_unmap(&self) -> bool {
         self.flags() & (1 << bindings::req_flag_bits___REQ_NOUNMAP) != 0
@@ -678,14 +665,23 @@ impl<T: DiskOps> Request<T> {
         };
         // SAFETY: All-zero is a valid (empty) `iov_iter`.
         let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
-        let d = if dir == Dir::Source { bindings::ITER_SOURCE } else { bindings::ITER_DEST };
+        let d = if dir == Dir::Source {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
         // SAFETY: `table` holds `nr` bvecs that stay valid while the request and
         // `owned` live, which the returned iterator borrows.
         unsafe {
             bindings::iov_iter_bvec(&mut iter, d, table, nr as usize, self.len() as usize);
             iter.iov_offset = offset as usize;
         }
-        Ok(DataIter { iter, _owned: owned, nr_segs: nr, _rq: PhantomData })
+        Ok(DataIter {
+            iter,
+            _owned: owned,
+            nr_segs: nr,
+            _rq: PhantomData,
+        })
     }
 
     /// Ends the request with `res` (an errno maps to its `blk_status_t`).
@@ -710,12 +706,6 @@ pub(crate) struct DataIter<'a> {
 }
 
 impl DataIter<'_> {
-    /// Bytes left to transfer.
-    pub(crate) fn remaining(&self) -> usize {
-        // SAFETY: For a bvec iterator the active union member is the one holding
-        // `count` (what `iov_iter_count` reads).
-        unsafe { (*self.iter.__bindgen_anon_1.__bindgen_anon_1.as_ref()).count }
-    }
     /// Number of bvec segments the iterator covers.
     pub(crate) fn segments(&self) -> u32 {
         self.nr_segs
@@ -733,7 +723,13 @@ impl DataIter<'_> {
     }
 }
 
-unsafe extern "C" fn open_callback<T: DiskOps>(disk: *mut bindings::gendisk, _mode: bindings::blk_mode_t) -> ffi::c_int {
+/// # Safety
+///
+/// Called by the block core for a disk set up by [`Disk::add`].
+unsafe extern "C" fn open_callback<T: DiskOps>(
+    disk: *mut bindings::gendisk,
+    _mode: bindings::blk_mode_t,
+) -> ffi::c_int {
     // SAFETY: The block core passes a live disk of ours.
     let disk = unsafe { Disk::<T>::from_raw(disk) };
     match T::open(disk.data(), disk) {
@@ -742,39 +738,62 @@ unsafe extern "C" fn open_callback<T: DiskOps>(disk: *mut bindings::gendisk, _mo
     }
 }
 
+/// # Safety
+///
+/// Called by the block core for a disk set up by [`Disk::add`].
 unsafe extern "C" fn release_callback<T: DiskOps>(disk: *mut bindings::gendisk) {
     // SAFETY: The block core passes a live disk of ours.
     let disk = unsafe { Disk::<T>::from_raw(disk) };
     T::release(disk.data(), disk)
 }
 
-fn ioctl_common<T: DiskOps>(bdev: *mut bindings::block_device, mode: u32, cmd: u32, arg: usize, compat: bool) -> ffi::c_int {
+fn ioctl_common<T: DiskOps>(
+    bdev: *mut bindings::block_device,
+    mode: u32,
+    cmd: u32,
+    arg: usize,
+    compat: bool,
+) -> ffi::c_int {
     // SAFETY: The block core passes a live bdev of one of our disks.
-    let (disk, bdev) = unsafe { (Disk::<T>::from_raw(rust_loop_bdev_disk(bdev)), Bdev::from_raw(bdev)) };
+    let (disk, bdev) = unsafe {
+        (
+            Disk::<T>::from_raw(rust_loop_bdev_disk(bdev)),
+            Bdev::from_raw(bdev),
+        )
+    };
     match T::ioctl(disk.data(), disk, bdev, OpenMode(mode), cmd, arg, compat) {
         Ok(v) => v,
         Err(e) => e.to_errno(),
     }
 }
 
+/// # Safety
+///
+/// Called by the block core for a disk set up by [`Disk::add`].
 unsafe extern "C" fn ioctl_callback<T: DiskOps>(
     bdev: *mut bindings::block_device,
     mode: bindings::blk_mode_t,
     cmd: ffi::c_uint,
     arg: ffi::c_ulong,
 ) -> ffi::c_int {
-    ioctl_common::<T>(bdev, mode, cmd, arg as usize, false)
+    ioctl_common::<T>(bdev, mode, cmd, arg, false)
 }
 
+/// # Safety
+///
+/// Called by the block core for a disk set up by [`Disk::add`].
 unsafe extern "C" fn compat_ioctl_callback<T: DiskOps>(
     bdev: *mut bindings::block_device,
     mode: bindings::blk_mode_t,
     cmd: ffi::c_uint,
     arg: ffi::c_ulong,
 ) -> ffi::c_int {
-    ioctl_common::<T>(bdev, mode, cmd, arg as usize, true)
+    ioctl_common::<T>(bdev, mode, cmd, arg, true)
 }
 
+/// # Safety
+///
+/// Called by the block core for a disk set up by [`Disk::add`].
 unsafe extern "C" fn free_disk_callback<T: DiskOps>(disk: *mut bindings::gendisk) {
     // SAFETY: `private_data` is the foreign `Arc<T>` set in `Disk::add`; this is the
     // last use of the disk, so ownership returns to us and the reference is dropped.

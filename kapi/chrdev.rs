@@ -36,7 +36,9 @@ impl BlockMajor {
         // SAFETY: `name` is a static C string; the probe callback has the signature
         // the block core expects and stays valid while the module is loaded (this
         // registration is dropped before the module text goes away).
-        let ret = unsafe { bindings::__register_blkdev(major, name.as_char_ptr(), Some(probe_callback::<T>)) };
+        let ret = unsafe {
+            bindings::__register_blkdev(major, name.as_char_ptr(), Some(probe_callback::<T>))
+        };
         to_result(ret)?;
         // INVARIANT: registration succeeded.
         Ok(Self { major, name })
@@ -85,7 +87,7 @@ unsafe extern "C" fn control_ioctl<T: ControlOps>(
     cmd: ffi::c_uint,
     arg: ffi::c_ulong,
 ) -> ffi::c_long {
-    match T::ioctl(cmd, arg as usize) {
+    match T::ioctl(cmd, arg) {
         Ok(v) => v as ffi::c_long,
         Err(e) => e.to_errno() as ffi::c_long,
     }
@@ -120,7 +122,10 @@ impl<T: ControlOps> ControlDevice<T> {
         };
         to_result(ret)?;
         // INVARIANT: registered above.
-        Ok(Self { misc, _ops: PhantomData })
+        Ok(Self {
+            misc,
+            _ops: PhantomData,
+        })
     }
 }
 

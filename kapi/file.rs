@@ -87,11 +87,6 @@ impl BackingFile {
         self.0.as_ptr()
     }
 
-    /// Whether two handles are the same open file.
-    pub(crate) fn same(&self, other: &BackingFile) -> bool {
-        self.raw() == other.raw()
-    }
-
     /// The file's type.
     pub(crate) fn kind(&self) -> FileKind {
         // SAFETY: The file is open (type invariant).
@@ -101,7 +96,10 @@ impl BackingFile {
             bindings::S_IFBLK => {
                 // SAFETY: As above.
                 let rdev = unsafe { rust_loop_file_rdev(self.raw()) };
-                FileKind::Block(rdev >> bindings::MINORBITS, rdev & ((1 << bindings::MINORBITS) - 1))
+                FileKind::Block(
+                    rdev >> bindings::MINORBITS,
+                    rdev & ((1 << bindings::MINORBITS) - 1),
+                )
             }
             _ => FileKind::Other,
         }
@@ -178,7 +176,12 @@ impl BackingFile {
             return None;
         }
         // SAFETY: `bdev` is live while the file (and its superblock) is.
-        Some(unsafe { (rust_loop_bdev_logical_block_size(bdev), rust_loop_bdev_rot(bdev)) })
+        Some(unsafe {
+            (
+                rust_loop_bdev_logical_block_size(bdev),
+                rust_loop_bdev_rot(bdev),
+            )
+        })
     }
 
     fn rw(&self, iter: &mut DataIter<'_>, pos: u64, write: bool, flags: u32) -> Result<usize> {
@@ -195,13 +198,17 @@ impl BackingFile {
             kiocb.ki_pos = pos as bindings::loff_t;
             let fop = (*file).f_op;
             if write {
-                let Some(w) = (*fop).write_iter else { return Err(EINVAL) };
+                let Some(w) = (*fop).write_iter else {
+                    return Err(EINVAL);
+                };
                 rust_loop_kiocb_start_write(&mut kiocb);
                 let r = w(&mut kiocb, iter.raw());
                 rust_loop_kiocb_end_write(&mut kiocb);
                 r
             } else {
-                let Some(r) = (*fop).read_iter else { return Err(EINVAL) };
+                let Some(r) = (*fop).read_iter else {
+                    return Err(EINVAL);
+                };
                 r(&mut kiocb, iter.raw())
             }
         };
@@ -239,7 +246,9 @@ impl BackingFile {
         let start = buf.as_mut_ptr();
         // SAFETY: `buf` is writable for its length; `file_path` writes the name at
         // the end of it and returns a pointer into it (or an error pointer).
-        let p = from_err_ptr(unsafe { bindings::file_path(self.raw(), start.cast(), buf.len() as i32) })?;
+        let p = from_err_ptr(unsafe {
+            bindings::file_path(self.raw(), start.cast(), buf.len() as i32)
+        })?;
         let off = (p as usize).wrapping_sub(start as usize);
         if off >= buf.len() {
             return Err(ENAMETOOLONG);
@@ -255,8 +264,19 @@ impl BackingFile {
         // open.
         let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
         // SAFETY: As above.
-        to_result(unsafe { bindings::vfs_getattr(&(*self.raw()).__bindgen_anon_1.f_path, &mut st, bindings::STATX_INO, 0) })?;
-        Ok(FileStat { dev: encode_dev(st.dev), ino: st.ino, rdev: encode_dev(st.rdev) })
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                &(*self.raw()).__bindgen_anon_1.f_path,
+                &mut st,
+                bindings::STATX_INO,
+                0,
+            )
+        })?;
+        Ok(FileStat {
+            dev: encode_dev(st.dev),
+            ino: st.ino,
+            rdev: encode_dev(st.rdev),
+        })
     }
 
     /// Strips `__GFP_IO | __GFP_FS` from the file's page cache allocations while it

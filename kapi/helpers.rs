@@ -2,7 +2,10 @@
 
 //! Declarations of the one-line C wrappers in `rust_loop_helpers.c`.
 
-#![expect(improper_ctypes, reason = "kernel structs with zero-sized lockdep members, as in kernel::bindings")]
+#![expect(
+    improper_ctypes,
+    reason = "kernel structs with zero-sized lockdep members, as in kernel::bindings"
+)]
 
 use kernel::bindings;
 use kernel::ffi::{c_uint, c_void};
@@ -12,9 +15,13 @@ extern "C" {
     pub(super) fn rust_loop_disk_set_suppress_part_scan(disk: *mut bindings::gendisk, on: bool);
     pub(super) fn rust_loop_disk_set_uevent_suppress(disk: *mut bindings::gendisk, on: bool);
     pub(super) fn rust_loop_disk_kobj(disk: *mut bindings::gendisk) -> *mut bindings::kobject;
-    pub(super) fn rust_loop_disk_capacity(disk: *mut bindings::gendisk) -> u64;
-    pub(super) fn rust_loop_disk_queue(disk: *mut bindings::gendisk) -> *mut bindings::request_queue;
-    pub(super) fn rust_loop_rq_bvecs(rq: *mut bindings::request, bv: *mut bindings::bio_vec) -> c_uint;
+    pub(super) fn rust_loop_disk_queue(
+        disk: *mut bindings::gendisk,
+    ) -> *mut bindings::request_queue;
+    pub(super) fn rust_loop_rq_bvecs(
+        rq: *mut bindings::request,
+        bv: *mut bindings::bio_vec,
+    ) -> c_uint;
     pub(super) fn rust_loop_rq_single_bvecs(
         rq: *mut bindings::request,
         offset: *mut c_uint,
@@ -37,12 +44,16 @@ extern "C" {
     pub(super) fn rust_loop_file_mode(file: *mut bindings::file) -> bindings::umode_t;
     pub(super) fn rust_loop_file_rdev(file: *mut bindings::file) -> bindings::dev_t;
     pub(super) fn rust_loop_file_sb_bdev(file: *mut bindings::file) -> *mut bindings::block_device;
-    pub(super) fn rust_loop_mapping_restrict_gfp(file: *mut bindings::file, saved: *mut bindings::gfp_t);
+    pub(super) fn rust_loop_mapping_restrict_gfp(
+        file: *mut bindings::file,
+        saved: *mut bindings::gfp_t,
+    );
     pub(super) fn rust_loop_mapping_set_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
     pub(super) fn rust_loop_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
     pub(super) fn rust_loop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
-    pub(super) fn rust_loop_limits_start_update(q: *mut bindings::request_queue) -> bindings::queue_limits;
-    pub(super) fn rust_loop_limits_cancel_update(q: *mut bindings::request_queue);
+    pub(super) fn rust_loop_limits_start_update(
+        q: *mut bindings::request_queue,
+    ) -> bindings::queue_limits;
     pub(super) fn rust_loop_freeze(q: *mut bindings::request_queue) -> c_uint;
     pub(super) fn rust_loop_unfreeze(q: *mut bindings::request_queue, memflags: c_uint);
     pub(super) fn rust_loop_noio_save() -> c_uint;

@@ -49,6 +49,9 @@ impl fmt::Write for Page {
     }
 }
 
+/// # Safety
+///
+/// Called by sysfs for an attribute of the group, on the device of one of our disks.
 unsafe extern "C" fn show_callback<T: LoopAttrs, const N: usize>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
@@ -65,17 +68,22 @@ unsafe extern "C" fn show_callback<T: LoopAttrs, const N: usize>(
     // SAFETY: The group is only attached to disks of ours, so `dev` is the device of
     // a live disk with driver data `T`.
     let disk = unsafe { Disk::<T>::from_raw(rust_loop_dev_to_disk(dev)) };
-    let mut page = Page { buf: buf.cast(), len: 0 };
+    let mut page = Page {
+        buf: buf.cast(),
+        len: 0,
+    };
     match T::show(disk.data(), ATTRS[N], &mut page) {
         Ok(()) => page.len as isize,
         Err(e) => e.to_errno() as isize,
     }
 }
 
-const fn attr<T: LoopAttrs, const N: usize>(name: &'static core::ffi::CStr) -> bindings::device_attribute {
+const fn attr<T: LoopAttrs, const N: usize>(
+    name: &'static core::ffi::CStr,
+) -> bindings::device_attribute {
     // SAFETY: All-zero is valid for `device_attribute`.
     let mut a: bindings::device_attribute = unsafe { core::mem::zeroed() };
-    a.attr.name = name.as_ptr().cast();
+    a.attr.name = kernel::str::as_char_ptr_in_const_context(name).cast();
     a.attr.mode = 0o444;
     a.__bindgen_anon_1.show = Some(show_callback::<T, N>);
     a
@@ -102,8 +110,8 @@ impl<T: LoopAttrs> Table<T> {
     const GROUP: SyncGroup = {
         // SAFETY: All-zero is valid for `attribute_group`.
         let mut g: bindings::attribute_group = unsafe { core::mem::zeroed() };
-        g.name = c"loop".as_ptr().cast();
-        g.__bindgen_anon_2.attrs = (&Self::ATTRS as *const [SyncPtr; 7]).cast_mut().cast();
+        g.name = kernel::str::as_char_ptr_in_const_context(c"loop").cast();
+        g.__bindgen_anon_2.attrs = core::ptr::from_ref(&Self::ATTRS).cast_mut().cast();
         SyncGroup(g)
     };
 }

@@ -30,12 +30,8 @@ pub(crate) mod flags {
     pub(crate) const CONFIGURE_SETTABLE: u32 = READ_ONLY | AUTOCLEAR | PARTSCAN | DIRECT_IO;
 }
 
-/// `LO_CRYPT_NONE`, `LO_CRYPT_XOR`, `LO_CRYPT_CRYPTOAPI`.
+/// `LO_CRYPT_NONE`: the only transfer type left (XOR and cryptoapi are gone).
 pub(crate) const LO_CRYPT_NONE: u32 = 0;
-/// Removed XOR "encryption".
-pub(crate) const LO_CRYPT_XOR: u32 = 1;
-/// Removed cryptoapi transfer.
-pub(crate) const LO_CRYPT_CRYPTOAPI: u32 = 18;
 
 /// The device ioctl numbers (plain numbers, not `_IOW`-encoded).
 pub(crate) mod cmd {
@@ -145,26 +141,6 @@ impl LoopInfo64 {
             lo_crypt_name: [0; LO_NAME_SIZE],
             lo_encrypt_key: [0; LO_KEY_SIZE],
             lo_init: [0; 2],
-        }
-    }
-}
-
-impl LoopInfo {
-    /// An all-zero structure.
-    pub(crate) const fn zeroed() -> Self {
-        Self {
-            lo_number: 0,
-            lo_device: 0,
-            lo_inode: 0,
-            lo_rdevice: 0,
-            lo_offset: 0,
-            lo_encrypt_type: 0,
-            lo_encrypt_key_size: 0,
-            lo_flags: 0,
-            lo_name: [0; LO_NAME_SIZE],
-            lo_encrypt_key: [0; LO_KEY_SIZE],
-            lo_init: [0; 2],
-            reserved: [0; 4],
         }
     }
 }

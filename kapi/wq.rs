@@ -21,9 +21,18 @@ impl OwnedQueue {
     /// An unbound, freezable workqueue with a rescuer (it serves memory reclaim),
     /// named `loop<number>`.
     pub(crate) fn new_loop(number: u32) -> Result<Self> {
-        let flags = bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE | bindings::wq_flags_WQ_MEM_RECLAIM;
+        let flags = bindings::wq_flags_WQ_UNBOUND
+            | bindings::wq_flags_WQ_FREEZABLE
+            | bindings::wq_flags_WQ_MEM_RECLAIM;
         // SAFETY: The format string is static and takes one `%u`.
-        let wq = unsafe { bindings::alloc_workqueue_noprof(c"loop%u".as_ptr().cast(), flags, 0, number) };
+        let wq = unsafe {
+            bindings::alloc_workqueue_noprof(
+                kernel::str::as_char_ptr_in_const_context(c"loop%u").cast(),
+                flags,
+                0,
+                number,
+            )
+        };
         // INVARIANT: non-NULL means allocated.
         NonNull::new(wq).map(Self).ok_or(ENOMEM)
     }
