@@ -433,6 +433,7 @@ fn detach(
     {
         let _frozen = disk.freeze();
         *dev.io.lock() = None;
+        cfg.worker.quiesce();
     }
     disk.remove_loop_attrs();
     let _ = disk.update_limits(|l| l.set_block_size(512));

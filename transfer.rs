@@ -108,6 +108,14 @@ impl Worker {
         )
     }
 
+    /// Waits for the work function to return. Detach calls this (with the queue
+    /// frozen) before it drops its reference, so that the last reference to the
+    /// worker is never dropped inside the worker itself: that would destroy the
+    /// workqueue from one of its own work items and wait forever.
+    pub(crate) fn quiesce(&self) {
+        self.wq.flush();
+    }
+
     fn push(this: &Arc<Self>, p: Pending) {
         {
             let mut q = this.pending.lock();

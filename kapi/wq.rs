@@ -38,6 +38,14 @@ impl OwnedQueue {
     }
 }
 
+impl OwnedQueue {
+    /// Waits until every work item queued so far has finished running.
+    pub(crate) fn flush(&self) {
+        // SAFETY: By the invariant the queue is alive.
+        unsafe { bindings::__flush_workqueue(self.0.as_ptr()) }
+    }
+}
+
 impl core::ops::Deref for OwnedQueue {
     type Target = Queue;
     fn deref(&self) -> &Queue {

@@ -44,9 +44,9 @@ run)
 	log "booting the test guest (TCG: a few minutes; console: $out/console.log)"
 	: >"$out/results.ktap"
 	rc=0
-	timeout "${GUEST_TIMEOUT:-2400}" "${qemu[@]}" -serial "file:$out/console.log" \
+	timeout "${GUEST_TIMEOUT:-1500}" "${qemu[@]}" -serial "file:$out/console.log" \
 		-serial "file:$out/results.ktap" -append "$append" </dev/null || rc=$?
-	[ $rc = 124 ] && log "guest timed out after ${GUEST_TIMEOUT:-2400}s"
+	[ $rc = 124 ] && log "guest timed out after ${GUEST_TIMEOUT:-1500}s"
 	exit $rc
 	;;
 esac

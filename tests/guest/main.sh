@@ -77,7 +77,7 @@ rl_cleanup_all() { losetup -D 2>/dev/null; true; }
 
 case "$mode" in
 check)
-	dmesg -n 1
+	dmesg -n 4
 	{
 		dmesg -C
 		bash $T/module/lifecycle.sh
