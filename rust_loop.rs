@@ -409,8 +409,59 @@ impl Stats {
 
 #[kunit_tests(rust_loop)]
 mod tests {
+    use super::ioctl::*;
     use super::kapi::uapi::*;
     use core::mem::size_of;
+    use kernel::prelude::*;
+
+    #[test]
+    fn size_drops_offset_partial_sector_and_clamps_to_sizelimit() {
+        assert_eq!(size_sectors(8 << 20, 0, 0), 16384);
+        assert_eq!(size_sectors(8 << 20, 1 << 20, 0), 14336);
+        assert_eq!(size_sectors((1 << 20) + 1000, 0, 0), 2049);
+        assert_eq!(size_sectors(8 << 20, 4096, 1 << 20), 2048);
+        assert_eq!(size_sectors(8 << 20, 9 << 20, 0), 0);
+        assert_eq!(size_sectors(4096, 0, 1 << 30), 8);
+    }
+
+    #[test]
+    fn block_size_must_be_power_of_two_from_512_to_page_size() {
+        assert_eq!(check_block_size(0), Ok(0));
+        assert_eq!(check_block_size(512), Ok(512));
+        assert_eq!(check_block_size(4096), Ok(4096));
+        assert_eq!(check_block_size(256), Err(EINVAL));
+        assert_eq!(check_block_size(1000), Err(EINVAL));
+        assert_eq!(check_block_size(8192), Err(EINVAL));
+    }
+
+    #[test]
+    fn status_checks_reject_encryption_and_overflow() {
+        let mut i = LoopInfo64::zeroed();
+        assert_eq!(check_info(&i), Ok(()));
+        i.lo_encrypt_type = 1;
+        assert_eq!(check_info(&i), Err(EINVAL));
+        i.lo_encrypt_type = 0;
+        i.lo_encrypt_key_size = 33;
+        assert_eq!(check_info(&i), Err(EINVAL));
+        i.lo_encrypt_key_size = 32;
+        i.lo_offset = 1 << 63;
+        assert_eq!(check_info(&i), Err(EOVERFLOW));
+    }
+
+    #[test]
+    fn legacy_status_round_trip_and_overflow() {
+        let mut i = LoopInfo64::zeroed();
+        i.lo_offset = 4096;
+        i.lo_flags = 8;
+        i.lo_file_name[0] = b'x';
+        let old = info_to_old(&i).expect("fits");
+        assert_eq!(
+            (old.lo_offset, old.lo_flags, old.lo_name[0]),
+            (4096, 8, b'x')
+        );
+        i.lo_offset = 1 << 31;
+        assert!(info_to_old(&i).is_err());
+    }
 
     #[test]
     fn uapi_struct_sizes_match_loop_h() {

@@ -235,4 +235,23 @@ test_concurrent_attach_detach() {
 	[ -z "$(losetup -n -l)" ] || fail "left bound: $(losetup -l)"
 }
 
+test_write_to_full_backing_filesystem_loses_nothing_acknowledged() {
+	loop_ko_bug "loop.ko completes short writes as success: data loss (loop-abi.md 20.2)"
+	local dev n
+	mkdir -p /mnt/rlsmall
+	mount -t tmpfs -o size=1m tmpfs /mnt/rlsmall
+	truncate -s 4M /mnt/rlsmall/img
+	head -c 2097152 /dev/urandom >"$WORK/src"
+	dev=$(losetup -f --show /mnt/rlsmall/img)
+	# 48 KiB requests do not line up with the filesystem's end: one straddles it.
+	dd if="$WORK/src" of="$dev" bs=48k oflag=direct 2>"$WORK/dd.err" && fail "no error writing 2 MiB to 1 MiB"
+	n=$(sed -n 's/^\([0-9]*\)+[0-9]* records out$/\1/p' "$WORK/dd.err")
+	[ -n "$n" ] && [ "$n" -gt 0 ] || fail "dd: $(cat "$WORK/dd.err")"
+	# Everything dd was told was written must be in the file.
+	assert_eq "first $n x 48 KiB" "$(head -c $((n * 49152)) "$WORK/src" | sha256sum)" \
+		"$(head -c $((n * 49152)) /mnt/rlsmall/img | sha256sum)"
+	losetup -d "$dev"
+	umount /mnt/rlsmall
+}
+
 ktap_main losetup

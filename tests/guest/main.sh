@@ -78,6 +78,7 @@ rl_cleanup_all() { losetup -D 2>/dev/null; true; }
 case "$mode" in
 check)
 	dmesg -n 4
+	echo 30 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 	{
 		dmesg -C
 		bash $T/module/lifecycle.sh
