@@ -84,9 +84,7 @@ pub(crate) enum Phase {
     Deleting,
 }
 
-/// Counters of the data path, per device (`/sys/kernel/debug/rust_loop`
-/// would be the place to show them; the tests read them through the KUnit suite
-/// and through `stats` in the debugfs-free `dio` path).
+/// Counters of the data path, per device (`/sys/kernel/debug/rust_loop/stats`).
 #[derive(Default)]
 pub(crate) struct Stats {
     /// Requests completed.
@@ -283,11 +281,36 @@ impl kapi::chrdev::ControlOps for Control {
     }
 }
 
+/// `/sys/kernel/debug/rust_loop/stats`: the data path counters of every device,
+/// one line each, so tests can check what a request moved (and that it moved once).
+struct StatsFile;
+
+impl kernel::debugfs::Writer for StatsFile {
+    fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let reg = REGISTRY.lock();
+        for s in reg.slots.iter() {
+            let st = &s.dev.stats;
+            writeln!(
+                f,
+                "loop{} requests={} segments={} bytes={} inline={}",
+                s.dev.number,
+                st.requests.load(Ordering::Relaxed),
+                st.segments.load(Ordering::Relaxed),
+                st.bytes.load(Ordering::Relaxed),
+                st.inline.load(Ordering::Relaxed)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 struct RustLoop {
     // Drop order matters: the control node and the major go first, so that no new
     // device can appear while `drop` removes the existing ones.
     control: Option<ControlDevice<Control>>,
     major: Option<BlockMajor>,
+    stats: Option<Pin<KBox<kernel::debugfs::File<StatsFile>>>>,
+    _debugfs: kernel::debugfs::Dir,
 }
 
 impl kernel::Module for RustLoop {
@@ -345,16 +368,21 @@ impl kernel::Module for RustLoop {
             // Best effort, as loop.ko: a failure here leaves fewer devices.
             let _ = REGISTRY.lock().add(Some(i));
         }
+        let debugfs = kernel::debugfs::Dir::new(c"rust_loop");
+        let stats = KBox::pin_init(debugfs.read_only_file(c"stats", StatsFile), GFP_KERNEL).ok();
         pr_info!("module loaded (block major {})\n", major.major());
         Ok(RustLoop {
             control: Some(control),
             major: Some(major),
+            stats,
+            _debugfs: debugfs,
         })
     }
 }
 
 impl Drop for RustLoop {
     fn drop(&mut self) {
+        drop(self.stats.take());
         drop(self.control.take());
         drop(self.major.take());
         // No device is bound (each binding holds a module reference), so every

@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/major.h>
 #include <linux/pagemap.h>
+#include <uapi/linux/magic.h>
 #include <linux/uio.h>
 #include <linux/sched/mm.h>
 #include "rust_loop_helpers.h"
@@ -124,6 +125,11 @@ bool rust_loop_file_can_direct(struct file *file)
 bool rust_loop_file_nowait(struct file *file)
 {
 	return file->f_mode & FMODE_NOWAIT;
+}
+
+bool rust_loop_file_is_shmem(struct file *file)
+{
+	return file_inode(file)->i_sb->s_magic == TMPFS_MAGIC;
 }
 
 bool rust_loop_file_is_odirect(struct file *file)

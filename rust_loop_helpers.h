@@ -23,6 +23,7 @@ bool rust_loop_bdev_is_partition(struct block_device *bdev);
 bool rust_loop_file_is_writable(struct file *file);
 bool rust_loop_file_can_direct(struct file *file);
 bool rust_loop_file_nowait(struct file *file);
+bool rust_loop_file_is_shmem(struct file *file);
 bool rust_loop_file_is_odirect(struct file *file);
 bool rust_loop_file_has_rw(struct file *file);
 bool rust_loop_file_has_read(struct file *file);

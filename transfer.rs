@@ -34,8 +34,11 @@ pub(crate) struct Binding {
     pub(crate) read_only: bool,
     /// Direct I/O to the backing file.
     pub(crate) dio: bool,
-    /// The file takes `IOCB_NOWAIT` (`FMODE_NOWAIT`): the inline read fast path.
-    pub(crate) nowait: bool,
+    /// Buffered reads may be tried in `queue_rq`: with `IOCB_NOWAIT` where the
+    /// file takes it (`FMODE_NOWAIT`), plainly on tmpfs (a read there is a copy
+    /// from memory; it only waits if the page was swapped out). `None`: always
+    /// hand off.
+    pub(crate) inline_read: Option<u32>,
     /// The device's worker.
     pub(crate) worker: Arc<Worker>,
     /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
@@ -52,13 +55,19 @@ impl Binding {
         dio: bool,
         worker: Arc<Worker>,
     ) -> Self {
-        let nowait = file.supports_nowait();
+        let inline_read = if file.supports_nowait() {
+            Some(iocb::NOWAIT)
+        } else if file.is_shmem() {
+            Some(0)
+        } else {
+            None
+        };
         Self {
             file,
             offset,
             read_only,
             dio,
-            nowait,
+            inline_read,
             worker,
             discard_off: AtomicBool::new(false),
             zeroes_off: AtomicBool::new(false),
@@ -160,8 +169,8 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>) {
         return;
     };
     let mut done = 0;
-    if rq.op() == Op::Read && !b.dio && b.nowait {
-        match read_from(dev, &b, &rq, 0, iocb::NOWAIT) {
+    if let (Op::Read, false, Some(flags)) = (rq.op(), b.dio, b.inline_read) {
+        match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {
                 dev.stats.inline.fetch_add(1, Ordering::Relaxed);
                 complete(rq, Ok(()));

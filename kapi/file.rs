@@ -147,6 +147,13 @@ impl BackingFile {
         unsafe { rust_loop_file_nowait(self.raw()) }
     }
 
+    /// Lives on tmpfs/shmem: its page cache is the data, so a buffered read only
+    /// blocks if the page was swapped out (shmem has no `FMODE_NOWAIT`).
+    pub(crate) fn is_shmem(&self) -> bool {
+        // SAFETY: The file is open.
+        unsafe { rust_loop_file_is_shmem(self.raw()) }
+    }
+
     /// Was opened with `O_DIRECT`.
     pub(crate) fn opened_direct(&self) -> bool {
         // SAFETY: The file is open.

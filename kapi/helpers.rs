@@ -36,6 +36,7 @@ extern "C" {
     pub(super) fn rust_loop_file_is_writable(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_can_direct(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_nowait(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_file_is_shmem(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_is_odirect(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_has_rw(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_has_read(file: *mut bindings::file) -> bool;
