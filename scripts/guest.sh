@@ -21,7 +21,16 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/root/tests/ko" "$stage/root/tests/bin"
 cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour} "$stage/root/tests/"
 cp "$RL_ROOT/tests/guest/init" "$stage/root/init"
-cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" "$stage/root/tests/ko/"
+cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" \
+	"$B/drivers/md/dm-mod.ko" "$B/drivers/block/ublk_drv.ko" "$stage/root/tests/ko/"
+# The ublk loop target for the benchmark, when the set-up could build it.
+if command -v rublk >/dev/null; then
+	mkdir -p "$stage/root/usr/local/bin"
+	cp "$(command -v rublk)" "$stage/root/usr/local/bin/"
+	for l in $(ldd "$(command -v rublk)" | grep -oE '/[^ ]+\.so[^ ]*'); do
+		[ -e "$stage/root$l" ] || { mkdir -p "$stage/root$(dirname "$l")"; cp -L "$l" "$stage/root$l"; }
+	done
+fi
 gcc -static -O2 -Wall -o "$stage/root/tests/bin/loopctl" "$RL_ROOT/tests/tools/loopctl.c"
 (cd "$stage/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$stage/overlay.cpio"
 cat "$stage/base.cpio" "$stage/overlay.cpio" >"$stage/initrd.cpio"
@@ -30,7 +39,13 @@ accel=(-accel tcg -cpu max)
 [ "${ACCEL:-tcg}" = kvm ] && accel=(-accel kvm -cpu host)
 qemu=(qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2G -kernel "$B/arch/x86/boot/bzImage"
 	-initrd "$stage/initrd.cpio" -no-reboot -display none -monitor none -nodefaults)
-append="console=ttyS0 panic=-1 rl.mode=$mode"
+append="console=ttyS0 panic=-1 rl.mode=$mode rl.quick=${QUICK:-0}"
+[ -n "${BENCH_BACKINGS:-}" ] && append="$append rl.bb=$BENCH_BACKINGS"
+[ -n "${BENCH_RUNTIME:-}" ] && append="$append rl.rt=$BENCH_RUNTIME"
+[ -n "${BENCH_ROUNDS:-}" ] && append="$append rl.rounds=$BENCH_ROUNDS"
+# A virtio disk: a backing store for the benchmark and tests.
+truncate -s 512M "$stage/vdisk.img"
+qemu+=(-drive "file=$stage/vdisk.img,if=virtio,format=raw,cache=writeback")
 case "$mode" in
 run)
 	if [ -t 0 ]; then

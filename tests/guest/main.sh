@@ -92,6 +92,14 @@ check)
 		echo "# rust_loop: guest done"
 	} >$results 2>&1
 	;;
+bench)
+	dmesg -n 4
+	quick=$(sed -n 's/.*rl\.quick=\([01]\).*/\1/p' /proc/cmdline)
+	{
+		bash $T/guest/bench.sh "${quick:-0}"
+		echo "# rust_loop: guest done"
+	} >$results 2>&1
+	;;
 run)
 	load rust_loop && echo "rust_loop.ko loaded"
 	bash $T/guest/demo.sh

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: one guest boot, every system on every backing, interleaved rounds.
+# Writes bench/latest.json, bench/latest.png and prints the table.
+# QUICK=1: tiny sizes, one round, output under .out/bench-quick (part of make check;
+# its KTAP lines go to stdout when KTAP=1).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+if [ "${QUICK:-0}" = 1 ]; then
+	out=$RL_ROOT/.out/bench-quick
+else
+	out=$RL_ROOT/bench
+fi
+mkdir -p "$out"
+raw=$RL_ROOT/.out/bench-raw
+rm -rf "$raw"
+mkdir -p "$raw"
+QUICK=${QUICK:-0} GUEST_TIMEOUT=${GUEST_TIMEOUT:-$([ "${QUICK:-0}" = 1 ] && echo 900 || echo 5000)} \
+	"$RL_ROOT/scripts/guest.sh" bench "$raw" || true
+accel=${ACCEL:-tcg}
+python3 "$RL_ROOT/scripts/bench_report.py" "$raw/results.ktap" "$out" "$accel" ${KTAP:+--ktap}

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn the guest's benchmark records into bench/latest.json, a table and a chart.
+
+Usage: bench_report.py RESULTS OUTDIR ACCEL [--ktap]
+With --ktap, also prints a KTAP stream: one test per (system, backing, workload)
+that has a result or an explicit "not available" reason, plus one per memory
+metric, so `make check` fails when a benchmark path rots.
+"""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def parse(path):
+    recs, na, mem, done = [], [], [], False
+    cur, buf = None, []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if cur is not None:
+                if line == "@@END":
+                    try:
+                        recs.append((cur, json.loads("\n".join(buf))))
+                    except ValueError:
+                        na.append((cur[0], cur[1], f"fio JSON unreadable for {cur[2]}"))
+                    cur, buf = None, []
+                else:
+                    buf.append(line)
+                continue
+            if line.startswith("@@BEGIN "):
+                cur = line.split()[1:5]
+            elif line.startswith("@@NA "):
+                p = line.split(" ", 3)
+                na.append((p[1], p[2], p[3] if len(p) > 3 else ""))
+            elif line.startswith("@@MEM "):
+                p = line.split()
+                mem.append((p[1], p[2], float(p[3])))
+            elif line.startswith("@@DONE"):
+                done = True
+    return recs, na, mem, done
+
+
+def metrics(job):
+    out = {}
+    for d in ("read", "write"):
+        r = job[d]
+        if r["io_bytes"] == 0:
+            continue
+        pct = r.get("clat_ns", {}).get("percentile", {})
+        out = {
+            "iops": r["iops"],
+            "bw_kib_s": r["bw"],
+            "p50_us": pct.get("50.000000", 0) / 1000,
+            "p99_us": pct.get("99.000000", 0) / 1000,
+        }
+    return out
+
+
+def main():
+    results, outdir, accel = sys.argv[1], sys.argv[2], sys.argv[3]
+    ktap = "--ktap" in sys.argv
+    recs, na, mem, done = parse(results)
+    rows = {}
+    records = []
+    for (system, backing, wl, rnd), js in recs:
+        m = metrics(js["jobs"][0])
+        for k, v in m.items():
+            records.append({"system": system, "backing": backing, "workload": wl,
+                            "round": int(rnd), "metric": k, "value": v})
+        rows.setdefault((backing, wl, system), []).append(m)
+    for system, metric, v in mem:
+        records.append({"system": system, "backing": "-", "workload": "devices",
+                        "round": 1, "metric": metric, "value": v})
+    machine = {
+        "cpus": os.cpu_count(), "host": platform.machine(), "accel": accel,
+        "guest": "QEMU, 2 vCPUs, 2 GiB; null_blk memory-backed; tmpfs; ext4 on null_blk",
+    }
+    with open(os.path.join(outdir, "latest.json"), "w") as f:
+        json.dump({"machine": machine, "unavailable": [
+            {"system": s, "backing": b, "reason": r} for s, b, r in na],
+            "records": records}, f, indent=1)
+
+    def med(lst, k):
+        return statistics.median(x[k] for x in lst) if lst else 0
+
+    backings = sorted({k[0] for k in rows}, key=lambda b: ["tmpfs", "ext4-dio", "nullb", "virtio"].index(b)
+                      if b in ["tmpfs", "ext4-dio", "nullb", "virtio"] else 9)
+    wls = ["randread-4k-qd1", "randread-4k-qd32", "randwrite-4k-qd1", "randwrite-4k-qd32",
+           "read-1m-qd4", "write-1m-qd4"]
+    systems = ["rust_loop", "loop.ko", "dm-linear", "ublk", "raw"]
+    lines = []
+    hdr = f"{'backing':9} {'workload':18} " + " ".join(f"{s:>11}" for s in systems) + "  rust/loop.ko  rust/raw"
+    lines.append(hdr)
+    chart = []
+    for b in backings:
+        for w in wls:
+            vals = {}
+            for s in systems:
+                lst = rows.get((b, w, s), [])
+                key = "iops" if "4k" in w else "bw_kib_s"
+                vals[s] = med(lst, key) if lst else None
+            if all(v is None for v in vals.values()):
+                continue
+            def fmt(v):
+                return f"{v:11.0f}" if v is not None else f"{'-':>11}"
+            r1 = vals["rust_loop"] / vals["loop.ko"] if vals.get("rust_loop") and vals.get("loop.ko") else None
+            r2 = vals["rust_loop"] / vals["raw"] if vals.get("rust_loop") and vals.get("raw") else None
+            lines.append(f"{b:9} {w:18} " + " ".join(fmt(vals[s]) for s in systems)
+                         + f"  {r1:12.2f}" if r1 is not None else f"{b:9} {w:18} " + " ".join(fmt(vals[s]) for s in systems) + f"  {'-':>12}")
+            if r2 is not None:
+                lines[-1] += f"  {r2:8.2f}"
+            chart.append((f"{b}\n{w}", r1, r2))
+    lines.append("(4k workloads: IOPS; 1m workloads: KiB/s; medians over rounds)")
+    for system, metric, v in mem:
+        lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
+    for s, b, r in na:
+        lines.append(f"not available: {s} on {b}: {r}")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(outdir, "latest.txt"), "w") as f:
+        f.write(table + "\n")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(max(8, len(chart) * 0.6), 5))
+        xs = range(len(chart))
+        ax.bar([x - 0.2 for x in xs], [c[1] or 0 for c in chart], 0.4, label="rust_loop / loop.ko")
+        ax.bar([x + 0.2 for x in xs], [c[2] or 0 for c in chart], 0.4, label="rust_loop / raw device")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([c[0] for c in chart], rotation=90, fontsize=7)
+        ax.set_ylabel("ratio (higher is better)")
+        ax.set_title(f"rust_loop relative to loop.ko and the raw device ({accel.upper()} guest)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, "latest.png"), dpi=100)
+    except ImportError:
+        print("(matplotlib missing: no chart)")
+    if ktap:
+        tests = []
+        seen = {(s, b, w) for (b, w, s) in rows}
+        for (s, b, w) in sorted(seen):
+            tests.append((True, f"bench_{s}_{b}_{w}"))
+        for s, b, r in na:
+            # A peer that cannot run is reported with its reason; our own driver
+            # and the reference must always run.
+            ok = s not in ("rust_loop", "loop.ko")
+            tests.append((ok, f"bench_{s}_{b}_available # {'SKIP ' if ok else ''}{r}"))
+        for system, metric, v in mem:
+            tests.append((v >= 0 or "kib" in metric, f"bench_mem_{system}_{metric}"))
+        tests.append((done, "bench_guest_finished"))
+        print("KTAP version 1")
+        print("# suite: bench quick")
+        print(f"1..{len(tests)}")
+        for i, (ok, name) in enumerate(tests, 1):
+            print(f"{'ok' if ok else 'not ok'} {i} {name}")
+
+
+if __name__ == "__main__":
+    main()

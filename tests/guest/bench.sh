@@ -1,0 +1,166 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# In-guest benchmark: every system on the same backing store, interleaved rounds
+# (A B A B ...) so drift cancels. Emits records to stdout:
+#   @@BEGIN system backing workload round  <fio JSON>  @@END
+#   @@NA system backing reason
+#   @@MEM system metric value
+# Usage: bench.sh QUICK(0|1)
+quick=${1:-0}
+KO=/tests/ko
+LOOPCTL=/tests/bin/loopctl
+if [ "$quick" = 1 ]; then
+	RT=1 SIZE=16 ROUNDS=1 NDEV=50 NATT=10
+else
+	RT=${BENCH_RUNTIME:-5} SIZE=256 ROUNDS=${BENCH_ROUNDS:-3} NDEV=1000 NATT=100
+fi
+# Overrides from the kernel command line (BENCH_BACKINGS / BENCH_RUNTIME on the host).
+cl_bb=$(sed -n 's/.*rl\.bb=\([a-z0-9,-]*\).*/\1/p' /proc/cmdline | tr , ' ')
+cl_rt=$(sed -n 's/.*rl\.rt=\([0-9]*\).*/\1/p' /proc/cmdline)
+cl_rounds=$(sed -n 's/.*rl\.rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
+[ -n "$cl_rt" ] && RT=$cl_rt
+[ -n "$cl_rounds" ] && ROUNDS=$cl_rounds
+WORKLOADS="randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 randwrite-4k-qd32 read-1m-qd4 write-1m-qd4"
+B=/bench
+mkdir -p $B/tmp $B/ext4
+mount -t tmpfs -o size=$((SIZE * 2 + 64))m tmpfs $B/tmp
+
+log() { echo "# bench: $*" >&2; }
+
+unload_loops() {
+	rmmod rust_loop 2>/dev/null
+	rmmod loop 2>/dev/null
+	true
+}
+
+# Backing stores.
+insmod $KO/null_blk.ko nr_devices=2 gb=1 memory_backed=1 bs=4096 hw_queue_depth=64 || log "null_blk failed"
+insmod $KO/dm-mod.ko 2>/dev/null || log "dm-mod failed"
+insmod $KO/ublk_drv.ko 2>/dev/null || log "ublk_drv failed"
+mkfs.ext4 -q -F /dev/nullb0 && mount /dev/nullb0 $B/ext4
+for f in $B/tmp/file.img $B/ext4/file.img; do
+	dd if=/dev/urandom of=$f bs=1M count=$SIZE status=none
+done
+sync
+dd if=/dev/urandom of=/dev/nullb1 bs=1M count=$SIZE oflag=direct status=none
+[ -b /dev/vda ] && dd if=/dev/urandom of=/dev/vda bs=1M count=$SIZE oflag=direct status=none
+
+backings="tmpfs ext4-dio nullb"
+[ -b /dev/vda ] && backings="$backings virtio"
+[ -n "$cl_bb" ] && backings=$cl_bb
+backing_path() {
+	case $1 in
+	tmpfs) echo $B/tmp/file.img ;;
+	ext4-dio) echo $B/ext4/file.img ;;
+	nullb) echo /dev/nullb1 ;;
+	virtio) echo /dev/vda ;;
+	esac
+}
+systems_for() {
+	case $1 in
+	tmpfs | ext4-dio) echo "rust_loop loop.ko ublk" ;;
+	*) echo "raw dm-linear rust_loop loop.ko ublk" ;;
+	esac
+}
+
+DEV=
+setup() { # system backing -> sets DEV, or prints @@NA and fails
+	local sys=$1 bk=$2 path dio=off
+	path=$(backing_path "$bk")
+	[ "$bk" = ext4-dio ] && dio=on
+	# Block-device backings: direct I/O as loop users would set it up.
+	case $bk in nullb | virtio) dio=on ;; esac
+	case $sys in
+	raw) DEV=$path ;;
+	dm-linear)
+		dmsetup create rlbench --table "0 $(blockdev --getsz "$path") linear $path 0" 2>/dev/null ||
+			{ echo "@@NA $sys $bk dmsetup failed"; return 1; }
+		DEV=/dev/mapper/rlbench
+		[ -b $DEV ] || DEV=/dev/dm-0
+		;;
+	rust_loop | loop.ko)
+		unload_loops
+		if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko; else insmod $KO/loop.ko; fi
+		DEV=$(losetup -f --show --direct-io=$dio "$path") || { echo "@@NA $sys $bk losetup failed"; return 1; }
+		;;
+	ublk)
+		command -v rublk >/dev/null || { echo "@@NA $sys $bk rublk not built (cargo install rublk failed on the host)"; return 1; }
+		[ -c /dev/ublk-control ] || { echo "@@NA $sys $bk no /dev/ublk-control"; return 1; }
+		rublk add loop -f "$path" >/tmp/rublk.out 2>&1 || { echo "@@NA $sys $bk rublk add failed: $(head -c 200 /tmp/rublk.out | tr '\n' ' ')"; return 1; }
+		sleep 1
+		DEV=$(ls /dev/ublkb* 2>/dev/null | head -1)
+		[ -b "$DEV" ] || { echo "@@NA $sys $bk no ublk block device"; return 1; }
+		;;
+	esac
+}
+teardown() { # system
+	case $1 in
+	dm-linear) dmsetup remove rlbench 2>/dev/null ;;
+	rust_loop | loop.ko) losetup -D; unload_loops ;;
+	ublk) rublk del -a >/dev/null 2>&1 ;;
+	esac
+	true
+}
+
+fio_run() { # dev workload
+	local rw bs qd
+	IFS=- read -r rw bs qd <<<"$2"
+	fio --name=bench --filename="$1" --direct=1 --ioengine=libaio --rw="$rw" --bs="$bs" \
+		--iodepth="${qd#qd}" --size=${SIZE}m --runtime="$RT" --time_based --ramp_time=0 \
+		--norandommap --randrepeat=0 --output-format=json --output=/tmp/fio.json >/dev/null 2>&1
+}
+
+for round in $(seq 1 $ROUNDS); do
+	for bk in $backings; do
+		for sys in $(systems_for $bk); do
+			if setup $sys $bk; then
+				for wl in $WORKLOADS; do
+					if fio_run "$DEV" $wl; then
+						echo "@@BEGIN $sys $bk $wl $round"
+						cat /tmp/fio.json
+						echo "@@END"
+					else
+						echo "@@NA $sys $bk fio $wl failed"
+					fi
+				done
+			fi
+			teardown $sys
+		done
+	done
+done
+
+# Memory and attach/detach time, per loop driver.
+meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
+used_kib() { echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(meminfo Cached) - $(meminfo Buffers))); }
+for sys in rust_loop loop.ko; do
+	unload_loops
+	if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko max_loop=0; else insmod $KO/loop.ko max_loop=0; fi
+	sync; echo 3 >/proc/sys/vm/drop_caches
+	u0=$(used_kib) s0=$(meminfo Slab)
+	t0=$(date +%s%N)
+	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-add $i >/dev/null; done
+	t1=$(date +%s%N)
+	sync; echo 3 >/proc/sys/vm/drop_caches
+	u1=$(used_kib) s1=$(meminfo Slab)
+	echo "@@MEM $sys unattached_kib_per_device $(((u1 - u0) * 1000 / NDEV))e-3"
+	echo "@@MEM $sys unattached_slab_kib_per_device $(((s1 - s0) * 1000 / NDEV))e-3"
+	echo "@@MEM $sys add_ms_per_device $(((t1 - t0) / NDEV / 1000))e-3"
+	truncate -s 1M $B/tmp/small.img
+	t0=$(date +%s%N)
+	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL set-fd /dev/loop$i $B/tmp/small.img >/dev/null; done
+	t1=$(date +%s%N)
+	sync
+	u2=$(used_kib)
+	echo "@@MEM $sys attached_kib_per_device $(((u2 - u1) * 1000 / NATT))e-3"
+	echo "@@MEM $sys attach_ms_per_device $(((t1 - t0) / NATT / 1000))e-3"
+	t0=$(date +%s%N)
+	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL clr-fd /dev/loop$i >/dev/null; done
+	t1=$(date +%s%N)
+	echo "@@MEM $sys detach_ms_per_device $(((t1 - t0) / NATT / 1000))e-3"
+	t0=$(date +%s%N)
+	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-remove $i >/dev/null; done
+	t1=$(date +%s%N)
+	echo "@@MEM $sys remove_ms_per_device $(((t1 - t0) / NDEV / 1000))e-3"
+	unload_loops
+done
+echo "@@DONE"
