@@ -5,6 +5,7 @@
 #                 set up and built on first use under ~/.cache/rust_loop)
 #   make run      boot the test kernel in QEMU with rust_loop loaded and show it working
 #   make check    the whole test suite in QEMU; last line "N passed, N failed"
+#   make bench    benchmark vs loop.ko, dm-linear, ublk, raw device (QUICK=1: tiny)
 #   make kdir     print the kernel build tree in use
 #   make clippy   build with CLIPPY=1;  make fmt / make fmt-check: rustfmt
 #
@@ -28,7 +29,7 @@ endif
 
 KMAKE = $(MAKE) -C $(BUILD_KDIR) M=$(ROOT) LLVM=$(LLVM) RUST_LIB_SRC=$(RUST_LIB_SRC)
 
-.PHONY: all modules kernel setup kdir run check clippy fmt fmt-check clean
+.PHONY: all modules kernel setup kdir run check bench clippy fmt fmt-check clean
 
 all: modules
 
@@ -49,6 +50,9 @@ run: modules
 
 check: modules
 	$(ROOT)/scripts/check.sh
+
+bench: modules
+	QUICK=$(QUICK) $(ROOT)/scripts/bench.sh
 
 clippy: $(KERNEL_DEP)
 	+$(KMAKE) CLIPPY=1 modules

@@ -10,6 +10,7 @@
 //! operations, a fixed misc minor, a block major with a probe, backing file I/O on a
 //! request's bvecs, sysfs attributes) is written here.
 
+pub(crate) mod aio;
 pub(crate) mod blk;
 pub(crate) mod chrdev;
 pub(crate) mod file;

@@ -14,7 +14,9 @@
 //! 2. [`VALIDATE`] (binding on top of another loop device, `LOOP_CLR_FD`),
 //! 3. [`REGISTRY`] (the slot table; `loop_ctl_mutex`),
 //! 4. [`LoopDevice::state`] (one device's configuration; `lo_mutex`),
-//! 5. [`LoopDevice::io`] (spinlock: the data path's view of the binding).
+//! 5. [`LoopDevice::io`] (irq-safe spinlock: the data path's view of the binding;
+//!    direct I/O completions read it in interrupt context).
+//! 6. `Worker::pending` (irq-safe spinlock).
 //!
 //! `del_gendisk` and partition rescans run with none of 2-5 held; the backing file
 //! is released (`fput`) outside 4.
@@ -30,9 +32,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
 use kernel::{
-    new_mutex, new_spinlock,
+    new_mutex, new_spinlock_irq,
     prelude::*,
-    sync::{global_lock, Arc, Mutex, SpinLock},
+    sync::{global_lock, Arc, Mutex, SpinLockIrq},
 };
 
 mod ioctl;
@@ -107,7 +109,7 @@ pub(crate) struct LoopDevice {
     pub(crate) state: Mutex<ioctl::State>,
     /// What the data path uses; replaced only while the queue is frozen.
     #[pin]
-    pub(crate) io: SpinLock<Option<Arc<transfer::Binding>>>,
+    pub(crate) io: SpinLockIrq<Option<Arc<transfer::Binding>>>,
     /// Data path counters.
     pub(crate) stats: Stats,
 }
@@ -118,7 +120,7 @@ impl LoopDevice {
             try_pin_init!(Self {
                 number,
                 state <- new_mutex!(ioctl::State::new()),
-                io <- new_spinlock!(None),
+                io <- new_spinlock_irq!(None),
                 stats: Stats::default(),
             }),
             GFP_KERNEL,
@@ -422,8 +424,8 @@ impl DiskOps for LoopDevice {
         ioctl::device(this, disk, bdev, mode, cmd, arg, compat)
     }
 
-    fn queue_rq(this: &Self, rq: kapi::blk::Request<Self>) {
-        transfer::queue_rq(this, rq)
+    fn queue_rq(this: &Self, rq: kapi::blk::Request<Self>, last: bool) {
+        transfer::queue_rq(this, rq, last)
     }
 }
 

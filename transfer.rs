@@ -11,15 +11,16 @@
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
 
+use crate::kapi::aio::AioDone;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
 use crate::kapi::file::{falloc, iocb, BackingFile};
 use crate::kapi::wq::OwnedQueue;
 use crate::LoopDevice;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::{
-    impl_has_work, new_mutex, new_spinlock, new_work,
+    impl_has_work, new_mutex, new_spinlock_irq, new_work,
     prelude::*,
-    sync::{Arc, Mutex, SpinLock},
+    sync::{Arc, Mutex, SpinLockIrq},
     workqueue::{Work, WorkItem},
 };
 
@@ -84,8 +85,12 @@ struct Pending {
 /// The per-device worker: a queue of requests and the work item that drains it.
 #[pin_data]
 pub(crate) struct Worker {
+    /// Requests handed over (also from direct I/O completions, in interrupt
+    /// context: hence the irq-safe lock).
     #[pin]
-    pending: SpinLock<KVec<Pending>>,
+    pending: SpinLockIrq<KVec<Pending>>,
+    /// Requests handed over and not yet done.
+    queued: AtomicUsize,
     /// The batch being processed (only the work function uses it; it keeps its
     /// capacity so that the I/O path never allocates).
     #[pin]
@@ -108,7 +113,8 @@ impl Worker {
         let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
-                pending <- new_spinlock!(pending),
+                pending <- new_spinlock_irq!(pending),
+                queued: AtomicUsize::new(0),
                 batch <- new_mutex!(batch),
                 work <- new_work!("rust_loop::Worker::work"),
                 wq,
@@ -125,7 +131,13 @@ impl Worker {
         self.wq.flush();
     }
 
+    /// No request is waiting for or being processed by the worker.
+    fn idle(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) == 0
+    }
+
     fn push(this: &Arc<Self>, p: Pending) {
+        this.queued.fetch_add(1, Ordering::Relaxed);
         {
             let mut q = this.pending.lock();
             if let Err(e) = q.push_within_capacity(p) {
@@ -135,6 +147,7 @@ impl Worker {
                 if let Err(e) = q.push(p, GFP_ATOMIC) {
                     drop(q);
                     let _ = e;
+                    this.queued.fetch_sub(1, Ordering::Relaxed);
                     return;
                 }
             }
@@ -156,20 +169,41 @@ impl WorkItem for Worker {
                 }
                 for p in batch.drain_all() {
                     handle(p);
+                    this.queued.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         })
     }
 }
 
-/// blk-mq's `queue_rq`.
-pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>) {
+/// blk-mq's `queue_rq`: what can finish without a hand-off does.
+///
+/// - Direct I/O is submitted asynchronously right here with `IOCB_NOWAIT`; it
+///   completes in `aio_done`. A filesystem that would block gets it resubmitted,
+///   blocking, by the worker.
+/// - A buffered read is tried here when it is the last of its batch and the worker
+///   is idle (queue depth 1: the hand-off would be most of the cost). With more
+///   requests in flight the worker takes it, so the submitter and the worker run in
+///   parallel.
+/// - Everything else goes to the worker.
+pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     let Some(b) = dev.binding() else {
         rq.end(Err(EIO));
         return;
     };
+    let op = rq.op();
+    if b.dio && matches!(op, Op::Read | Op::Write) {
+        if op == Op::Write && b.read_only {
+            complete(rq, Err(EIO));
+            return;
+        }
+        let dir = if op == Op::Read { Dir::Dest } else { Dir::Source };
+        let pos = rq.pos() + b.offset;
+        rq.submit_dio(&b.file, pos, dir, 0, true);
+        return;
+    }
     let mut done = 0;
-    if let (Op::Read, false, Some(flags)) = (rq.op(), b.dio, b.inline_read) {
+    if let (Op::Read, Some(flags), true) = (op, b.inline_read, last && b.worker.idle()) {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {
                 dev.stats.inline.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +215,43 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>) {
         }
     }
     Worker::push(&b.worker, Pending { rq, done });
+}
+
+impl AioDone for LoopDevice {
+    fn aio_done(rq: Request<LoopDevice>, base: usize, res: Result<usize>) {
+        let len = rq.len() as usize;
+        let dev = rq.data();
+        match res {
+            Ok(n) if base + n >= len => {
+                dev.stats.add(0, n);
+                complete(rq, Ok(()));
+            }
+            Ok(0) => {
+                // No progress: past the end of the file (read) or a full
+                // filesystem (write).
+                if rq.op() == Op::Read {
+                    rq.zero_fill();
+                    complete(rq, Err(EIO));
+                } else {
+                    complete(rq, Err(ENOSPC));
+                }
+            }
+            Ok(n) => {
+                dev.stats.add(0, n);
+                hand_off(rq, base + n);
+            }
+            Err(e) if e == EAGAIN => hand_off(rq, base),
+            Err(e) => complete(rq, Err(io_error(e))),
+        }
+    }
+}
+
+/// Gives a request to its device's worker (any context).
+fn hand_off(rq: Request<LoopDevice>, done: usize) {
+    match rq.data().binding() {
+        Some(b) => Worker::push(&b.worker, Pending { rq, done }),
+        None => complete(rq, Err(EIO)),
+    }
 }
 
 fn complete(rq: Request<LoopDevice>, res: Result) {
@@ -248,10 +319,19 @@ fn write_all(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>) -> Result 
 fn handle(p: Pending) {
     let rq = p.rq;
     let dev = rq.data();
-    let res = match dev.binding() {
-        None => Err(EIO),
-        Some(b) => do_request(dev, &b, &rq, p.done),
+    let Some(b) = dev.binding() else {
+        complete(rq, Err(EIO));
+        return;
     };
+    let op = rq.op();
+    if b.dio && matches!(op, Op::Read | Op::Write) && !(op == Op::Write && b.read_only) {
+        // The rest of a direct I/O request, now allowed to block in submission.
+        let dir = if op == Op::Read { Dir::Dest } else { Dir::Source };
+        let pos = rq.pos() + b.offset;
+        rq.submit_dio(&b.file, pos, dir, p.done, false);
+        return;
+    }
+    let res = do_request(dev, &b, &rq, p.done);
     complete(rq, res);
 }
 

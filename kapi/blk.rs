@@ -51,8 +51,9 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
         arg: usize,
         compat: bool,
     ) -> Result<i32>;
-    /// A request to carry out. It has been started; the driver ends it.
-    fn queue_rq(this: &Self, rq: Request<Self>);
+    /// A request to carry out. It has been started; the driver ends it. `last`:
+    /// no further request follows right away in this batch.
+    fn queue_rq(this: &Self, rq: Request<Self>, last: bool);
 }
 
 /// A gendisk whose driver data is a `T`.
@@ -162,7 +163,7 @@ impl<T: DiskOps> TagSet<T> {
             (*p).nr_maps = 1;
             (*p).queue_depth = depth;
             (*p).numa_node = bindings::NUMA_NO_NODE;
-            (*p).cmd_size = 0;
+            (*p).cmd_size = super::aio::PDU_SIZE;
             (*p).flags = bindings::BLK_MQ_F_STACKING
                 | bindings::BLK_MQ_F_BLOCKING
                 | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
@@ -565,7 +566,7 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     bd: *const bindings::blk_mq_queue_data,
 ) -> bindings::blk_status_t {
     // SAFETY: `bd` and its request are valid for the call.
-    let rq = unsafe { (*bd).rq };
+    let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
     // SAFETY: The request was handed to us by blk-mq.
     unsafe { bindings::blk_mq_start_request(rq) };
     // SAFETY: `queuedata` is the `Arc<T>` foreign pointer, alive while the queue is.
@@ -577,13 +578,26 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
             ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
             _p: PhantomData,
         },
+        last,
     );
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
 impl<T: DiskOps> Request<T> {
-    fn raw(&self) -> *mut bindings::request {
+    pub(super) fn raw(&self) -> *mut bindings::request {
         self.ptr.as_ptr()
+    }
+
+    /// # Safety
+    ///
+    /// `rq` is a started request of a disk with driver data `T`, not yet ended, and
+    /// no other `Request` owns it.
+    pub(super) unsafe fn from_raw(rq: *mut bindings::request) -> Self {
+        // INVARIANT: per the safety requirements.
+        Self {
+            ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
+            _p: PhantomData,
+        }
     }
 
     /// The driver data of the request's disk.
@@ -716,6 +730,12 @@ impl DataIter<'_> {
             // SAFETY: The iterator is valid; `iov_iter_advance` clamps to its count.
             unsafe { bindings::iov_iter_advance(&mut self.iter, n) }
         }
+    }
+
+    /// Takes the gathered bvec table (empty for a single-bio request), which must
+    /// outlive asynchronous I/O that uses this iterator's pages.
+    pub(super) fn take_owned(&mut self) -> KVec<bindings::bio_vec> {
+        core::mem::take(&mut self._owned)
     }
 
     pub(super) fn raw(&mut self) -> *mut bindings::iov_iter {

@@ -62,7 +62,8 @@ pub(crate) mod iocb {
     pub(crate) const DIRECT: u32 = kernel::bindings::IOCB_DIRECT;
     /// `IOCB_NOWAIT`: fail with `EAGAIN` instead of blocking.
     pub(crate) const NOWAIT: u32 = 0x8;
-    pub(super) const WRITE: u32 = 1 << 18;
+    /// `IOCB_WRITE`.
+    pub(crate) const WRITE: u32 = 1 << 18;
 }
 
 /// `huge_encode_dev`/`new_encode_dev` of a kernel `dev_t`.
@@ -83,7 +84,7 @@ impl BackingFile {
         Ok(Self(file))
     }
 
-    fn raw(&self) -> *mut bindings::file {
+    pub(super) fn raw(&self) -> *mut bindings::file {
         self.0.as_ptr()
     }
 

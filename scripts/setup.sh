@@ -66,6 +66,17 @@ if ! bindgen --version 2>/dev/null | grep -qE 'bindgen 0\.(7[1-9]|[89][0-9])'; t
 	cargo install bindgen-cli --version '^0.72' --locked -q
 fi
 
+# --- benchmark peers and chart: the ublk loop target (rublk) and matplotlib.
+# Optional: a failure is reported by the benchmark, not fatal here.
+if ! command -v rublk >/dev/null; then
+	log "cargo install rublk (the ublk loop target for the benchmark; a few minutes)"
+	cargo install rublk --version '^0.2' --locked -q || log "warning: rublk did not build; make bench will report ublk as unavailable"
+fi
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+	log "pip install matplotlib (benchmark chart)"
+	pip install -q matplotlib || log "warning: no matplotlib; make bench will skip the chart"
+fi
+
 # --- rust-src of exactly rustc's version, unpacked (the system is not touched)
 rv=$(rustc_version)
 if [ ! -d "$(RL_RUST_LIB_SRC)" ]; then

@@ -220,18 +220,19 @@ test_read_only_flag_cleared_by_detach() {
 }
 
 test_concurrent_attach_detach() {
-	local i img
+	local i img pids=()
 	for i in 1 2 3 4 5 6; do
 		img=$(mkimg c$i.img 2M)
 		(for r in 1 2 3 4 5; do
-			d=$(losetup -f --show "$img") || exit 1
-			dd if=/dev/zero of="$d" bs=4k count=16 status=none
-			losetup -d "$d" || exit 1
-		done) &
+			d=$(losetup -f --show "$img" 2>&1) || { echo "worker $i round $r: losetup -f: $d"; exit 1; }
+			dd if=/dev/zero of="$d" bs=4k count=16 status=none 2>&1 || { echo "worker $i round $r: dd $d"; exit 1; }
+			losetup -d "$d" 2>&1 || { echo "worker $i round $r: losetup -d $d"; exit 1; }
+		done) >"$WORK/w$i.log" 2>&1 &
+		pids+=($!)
 	done
-	local rc=0
-	for i in 1 2 3 4 5 6; do wait -n || rc=1; done
-	[ $rc = 0 ] || fail "a worker failed"
+	local rc=0 p
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	[ $rc = 0 ] || fail "a worker failed: $(cat "$WORK"/w*.log)"
 	[ -z "$(losetup -n -l)" ] || fail "left bound: $(losetup -l)"
 }
 
@@ -252,6 +253,24 @@ test_write_to_full_backing_filesystem_loses_nothing_acknowledged() {
 		"$(head -c $((n * 49152)) /mnt/rlsmall/img | sha256sum)"
 	losetup -d "$dev"
 	umount /mnt/rlsmall
+}
+
+test_block_device_backing_round_trip() {
+	[ -b /dev/vda ] || skip "no virtio disk"
+	local dev dio
+	for dio in off on; do
+		dev=$(losetup -f --show -o 1048576 --sizelimit 8388608 --direct-io=$dio /dev/vda)
+		assert_eq "size ($dio)" 8388608 "$(blockdev --getsize64 "$dev")"
+		pattern "$dev" 65536 262144 $RANDOM
+		sync
+		blockdev --flushbufs "$dev"
+		assert_eq "dio=$dio: device data at vda+1M" "$(rangesum "$dev" 65536 262144)" "$(rangesum /dev/vda $((1048576 + 65536)) 262144)"
+		pattern /dev/vda $((1048576 + 524288)) 131072 $RANDOM
+		sync
+		blockdev --flushbufs "$dev"
+		assert_eq "dio=$dio: vda data through device" "$(rangesum /dev/vda $((1048576 + 524288)) 131072)" "$(rangesum "$dev" 524288 131072)"
+		losetup -d "$dev"
+	done
 }
 
 ktap_main losetup

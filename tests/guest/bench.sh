@@ -130,6 +130,7 @@ for round in $(seq 1 $ROUNDS); do
 done
 
 # Memory and attach/detach time, per loop driver.
+now_us() { echo "${EPOCHREALTIME/./}"; }
 meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 used_kib() { echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(meminfo Cached) - $(meminfo Buffers))); }
 for sys in rust_loop loop.ko; do
@@ -137,30 +138,30 @@ for sys in rust_loop loop.ko; do
 	if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko max_loop=0; else insmod $KO/loop.ko max_loop=0; fi
 	sync; echo 3 >/proc/sys/vm/drop_caches
 	u0=$(used_kib) s0=$(meminfo Slab)
-	t0=$(date +%s%N)
+	t0=$(now_us)
 	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-add $i >/dev/null; done
-	t1=$(date +%s%N)
+	t1=$(now_us)
 	sync; echo 3 >/proc/sys/vm/drop_caches
 	u1=$(used_kib) s1=$(meminfo Slab)
 	echo "@@MEM $sys unattached_kib_per_device $(((u1 - u0) * 1000 / NDEV))e-3"
 	echo "@@MEM $sys unattached_slab_kib_per_device $(((s1 - s0) * 1000 / NDEV))e-3"
-	echo "@@MEM $sys add_ms_per_device $(((t1 - t0) / NDEV / 1000))e-3"
+	echo "@@MEM $sys add_ms_per_device $(((t1 - t0) / NDEV))e-3"
 	truncate -s 1M $B/tmp/small.img
-	t0=$(date +%s%N)
+	t0=$(now_us)
 	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL set-fd /dev/loop$i $B/tmp/small.img >/dev/null; done
-	t1=$(date +%s%N)
+	t1=$(now_us)
 	sync
 	u2=$(used_kib)
 	echo "@@MEM $sys attached_kib_per_device $(((u2 - u1) * 1000 / NATT))e-3"
-	echo "@@MEM $sys attach_ms_per_device $(((t1 - t0) / NATT / 1000))e-3"
-	t0=$(date +%s%N)
+	echo "@@MEM $sys attach_ms_per_device $(((t1 - t0) / NATT))e-3"
+	t0=$(now_us)
 	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL clr-fd /dev/loop$i >/dev/null; done
-	t1=$(date +%s%N)
-	echo "@@MEM $sys detach_ms_per_device $(((t1 - t0) / NATT / 1000))e-3"
-	t0=$(date +%s%N)
+	t1=$(now_us)
+	echo "@@MEM $sys detach_ms_per_device $(((t1 - t0) / NATT))e-3"
+	t0=$(now_us)
 	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-remove $i >/dev/null; done
-	t1=$(date +%s%N)
-	echo "@@MEM $sys remove_ms_per_device $(((t1 - t0) / NDEV / 1000))e-3"
+	t1=$(now_us)
+	echo "@@MEM $sys remove_ms_per_device $(((t1 - t0) / NDEV))e-3"
 	unload_loops
 done
 echo "@@DONE"
