@@ -28,7 +28,7 @@
 //! queue depth, 128, per device); the per-device worker (a workqueue) and its queue
 //! are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
 use kernel::{
@@ -112,6 +112,8 @@ pub(crate) struct LoopDevice {
     pub(crate) io: SpinLockIrq<Option<Arc<transfer::Binding>>>,
     /// Data path counters.
     pub(crate) stats: Stats,
+    /// Requests started and not yet ended.
+    pub(crate) inflight: AtomicUsize,
 }
 
 impl LoopDevice {
@@ -122,6 +124,7 @@ impl LoopDevice {
                 state <- new_mutex!(ioctl::State::new()),
                 io <- new_spinlock_irq!(None),
                 stats: Stats::default(),
+                inflight: AtomicUsize::new(0),
             }),
             GFP_KERNEL,
         )

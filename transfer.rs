@@ -178,21 +178,26 @@ impl WorkItem for Worker {
 
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
-/// - Direct I/O is submitted asynchronously right here with `IOCB_NOWAIT`; it
-///   completes in `aio_done`. A filesystem that would block gets it resubmitted,
-///   blocking, by the worker.
-/// - A buffered read is tried here when it is the last of its batch and the worker
-///   is idle (queue depth 1: the hand-off would be most of the cost). With more
-///   requests in flight the worker takes it, so the submitter and the worker run in
-///   parallel.
-/// - Everything else goes to the worker.
+/// When the request is alone in flight (queue depth 1, where the hand-off would be
+/// most of the cost):
+/// - direct I/O is submitted asynchronously right here with `IOCB_NOWAIT` and
+///   completes in `aio_done`; a filesystem that would block gets it resubmitted,
+///   blocking, by the worker;
+/// - a buffered read is tried here (`IOCB_NOWAIT`, or plain on tmpfs).
+///
+/// Everything else goes to the worker, which submits direct I/O asynchronously
+/// too, so many requests are in flight at higher queue depths.
 pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
+    // Alone in flight and the last of its batch: nothing to overlap with, so the
+    // hand-off would be pure cost. Otherwise the worker takes it and the
+    // submitter's CPU and the worker's run in parallel.
+    let alone = dev.inflight.fetch_add(1, Ordering::Relaxed) == 0 && last;
     let Some(b) = dev.binding() else {
-        rq.end(Err(EIO));
+        complete(rq, Err(EIO));
         return;
     };
     let op = rq.op();
-    if b.dio && matches!(op, Op::Read | Op::Write) {
+    if b.dio && matches!(op, Op::Read | Op::Write) && alone {
         if op == Op::Write && b.read_only {
             complete(rq, Err(EIO));
             return;
@@ -203,7 +208,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         return;
     }
     let mut done = 0;
-    if let (Op::Read, Some(flags), true) = (op, b.inline_read, last && b.worker.idle()) {
+    if let (Op::Read, false, Some(flags), true) = (op, b.dio, b.inline_read, alone && b.worker.idle()) {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {
                 dev.stats.inline.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +260,9 @@ fn hand_off(rq: Request<LoopDevice>, done: usize) {
 }
 
 fn complete(rq: Request<LoopDevice>, res: Result) {
-    rq.data().stats.requests.fetch_add(1, Ordering::Relaxed);
+    let dev = rq.data();
+    dev.stats.requests.fetch_add(1, Ordering::Relaxed);
+    dev.inflight.fetch_sub(1, Ordering::Relaxed);
     rq.end(res);
 }
 
