@@ -28,7 +28,7 @@
 //! queue depth, 128, per device); the per-device worker (a workqueue) and its queue
 //! are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
 use kernel::{
@@ -114,6 +114,8 @@ pub(crate) struct LoopDevice {
     pub(crate) stats: Stats,
     /// Requests started and not yet ended.
     pub(crate) inflight: AtomicUsize,
+    /// Requests found alone in flight (see `transfer::queue_rq`).
+    pub(crate) streak: AtomicU32,
 }
 
 impl LoopDevice {
@@ -125,6 +127,7 @@ impl LoopDevice {
                 io <- new_spinlock_irq!(None),
                 stats: Stats::default(),
                 inflight: AtomicUsize::new(0),
+                streak: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )

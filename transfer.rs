@@ -176,6 +176,9 @@ impl WorkItem for Worker {
     }
 }
 
+/// One request in this many that could be done inline is handed off instead.
+const PROBE_EVERY: u32 = 64;
+
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
 /// When the request is alone in flight (queue depth 1, where the hand-off would be
@@ -191,7 +194,14 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // Alone in flight and the last of its batch: nothing to overlap with, so the
     // hand-off would be pure cost. Otherwise the worker takes it and the
     // submitter's CPU and the worker's run in parallel.
-    let alone = dev.inflight.fetch_add(1, Ordering::Relaxed) == 0 && last;
+    //
+    // Inline completion keeps the queue empty, which would hide a submitter that
+    // wants depth; so one request in `PROBE_EVERY` that finds itself alone is still
+    // handed off. If the submitter has more to send, it finds that one in flight
+    // and the device switches to the worker until the queue drains.
+    let alone = dev.inflight.fetch_add(1, Ordering::Relaxed) == 0
+        && last
+        && dev.streak.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != PROBE_EVERY - 1;
     let Some(b) = dev.binding() else {
         complete(rq, Err(EIO));
         return;
