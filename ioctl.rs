@@ -7,6 +7,8 @@
 //! failing call leaves the device exactly as it was (loop.c 7.3 does not after
 //! line 1077 of `loop_configure`, nor in `LOOP_CHANGE_FD`'s uevent).
 
+use crate::bio_remap::can_remap;
+use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
@@ -53,6 +55,8 @@ struct Config {
     file_name: [u8; LO_NAME_SIZE],
     gfp: GfpMask,
     worker: Arc<Worker>,
+    /// Clone pool when the backing block device is served by bio remapping.
+    remap: Option<Arc<BioSet>>,
     _module: ModuleRef,
 }
 
@@ -295,21 +299,39 @@ fn calc_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
     size_sectors(file.size(), offset, sizelimit)
 }
 
-/// Sets the queue limits of a bound device (`loop_update_limits`).
+/// Sets the queue limits of a bound device (`loop_update_limits`). A remapped
+/// block device passes its own limits on (stacked as device-mapper does: block
+/// sizes, max sectors, segments, alignment, discard, write zeroes, write cache,
+/// FUA, rotational), so producers can submit the largest I/O it takes. A file gets
+/// loop.ko's limits (512-byte or requested blocks, 1.25 MiB requests, discard via
+/// fallocate).
 fn apply_limits(
     disk: &Disk<LoopDevice>,
     file: &BackingFile,
     bs: u32,
     read_only: bool,
     dio: bool,
+    remap_offset: Option<u64>,
 ) -> Result {
     let rot = file.underlying_bdev().map(|(_, r)| r).unwrap_or(false);
     let discard = file.has_fallocate() && matches!(file.kind(), FileKind::Regular);
     let wc = write_cache_feature(file, read_only);
     let dma = if dio { dio_min_size(file) - 1 } else { 511 };
     disk.update_limits(|l| {
+        if let Some(offset) = remap_offset {
+            l.reset_for_stacking();
+            file.stack_limits_onto(l, offset);
+            if bs > l.logical_block_size() {
+                l.set_block_size(bs);
+            }
+            if read_only {
+                l.set_features(feat::WRITE_CACHE | feat::FUA, false);
+            }
+            return;
+        }
+        l.reset_to_defaults();
+        l.set_max_hw_sectors(crate::LOOP_DEFAULT_MAX_SECTORS);
         l.set_block_size(bs);
-        l.set_features(feat::WRITE_CACHE | feat::FUA | feat::ROTATIONAL, false);
         l.set_features(wc, true);
         l.set_features(feat::ROTATIONAL, rot);
         if discard {
@@ -319,6 +341,21 @@ fn apply_limits(
         }
         l.set_dma_alignment(dma);
     })
+}
+
+/// A clone pool if `file` at `offset` is remapped (reusing `have`).
+fn remap_pool(
+    file: &BackingFile,
+    offset: u64,
+    have: &Option<Arc<BioSet>>,
+) -> Result<Option<Arc<BioSet>>> {
+    if !can_remap(file, offset) {
+        return Ok(None);
+    }
+    match have {
+        Some(p) => Ok(Some(p.clone())),
+        None => Ok(Some(crate::bio_remap::new_pool()?)),
+    }
 }
 
 fn configure(
@@ -370,14 +407,23 @@ fn configure(
     }
     let depth = crate::module_parameters::hw_queue_depth.value() as usize;
     let worker = Worker::new(dev.number, depth)?;
+    let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(
-        Binding::new(file.clone(), info.lo_offset, read_only, dio, worker.clone()),
+        Binding::new(
+            file.clone(),
+            info.lo_offset,
+            read_only,
+            dio,
+            worker.clone(),
+            remap.clone(),
+        ),
         GFP_KERNEL,
     )?;
 
     // Apply. Only the limits commit can still fail, and it is undone completely.
     disk.suppress_uevents(true);
-    if let Err(e) = apply_limits(disk, &file, bs, read_only, dio) {
+    let remap_offset = remap.as_ref().map(|_| info.lo_offset);
+    if let Err(e) = apply_limits(disk, &file, bs, read_only, dio, remap_offset) {
         disk.suppress_uevents(false);
         return Err(e);
     }
@@ -399,6 +445,7 @@ fn configure(
         file_name: name,
         gfp,
         worker,
+        remap,
         _module: ModuleRef::get(),
     });
     st.phase = Phase::Bound;
@@ -532,10 +579,25 @@ fn set_status(
     }
     let c = st.cfg.as_mut().ok_or(ENXIO)?;
     let size_changed = c.offset != info.lo_offset || c.sizelimit != info.lo_sizelimit;
+    let new_partscan = info.lo_flags & flags::PARTSCAN != 0 && c.flags & flags::PARTSCAN == 0;
+    // Direct I/O stays only where the new offset still allows it; remapping only
+    // where the new offset is aligned. Allocate before changing anything.
+    let dio = c.flags & flags::DIRECT_IO != 0 && can_use_dio(&c.file, info.lo_offset, c.block_size);
+    let remap = remap_pool(&c.file, info.lo_offset, &c.remap)?;
+    let b = Arc::new(
+        Binding::new(
+            c.file.clone(),
+            info.lo_offset,
+            c.flags & flags::READ_ONLY != 0,
+            dio,
+            c.worker.clone(),
+            remap.clone(),
+        ),
+        GFP_KERNEL,
+    )?;
     if size_changed {
         disk.sync_and_invalidate();
     }
-    let new_partscan = info.lo_flags & flags::PARTSCAN != 0 && c.flags & flags::PARTSCAN == 0;
     {
         let _frozen = disk.freeze();
         c.offset = info.lo_offset;
@@ -544,19 +606,11 @@ fn set_status(
         c.file_name[LO_NAME_SIZE - 1] = 0;
         c.flags &= !flags::SET_STATUS_CLEARABLE;
         c.flags |= info.lo_flags & flags::SET_STATUS_SETTABLE;
-        // Direct I/O stays only where the new offset still allows it.
-        let dio = c.flags & flags::DIRECT_IO != 0 && can_use_dio(&c.file, c.offset, c.block_size);
         if !dio {
             c.flags &= !flags::DIRECT_IO;
         }
-        let b = Binding::new(
-            c.file.clone(),
-            c.offset,
-            c.flags & flags::READ_ONLY != 0,
-            dio,
-            c.worker.clone(),
-        );
-        *dev.io.lock() = Some(Arc::new(b, GFP_KERNEL)?);
+        c.remap = remap;
+        *dev.io.lock() = Some(b);
     }
     if new_partscan {
         disk.suppress_part_scan(false);
@@ -603,6 +657,7 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
             c.flags & flags::READ_ONLY != 0,
             on,
             c.worker.clone(),
+            c.remap.clone(),
         ),
         GFP_KERNEL,
     )?;
@@ -655,6 +710,7 @@ fn set_block_size(
             c.flags & flags::READ_ONLY != 0,
             false,
             c.worker.clone(),
+            c.remap.clone(),
         );
         let b = Arc::new(b, GFP_KERNEL)?;
         let _frozen = disk.freeze();
@@ -684,6 +740,7 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     {
         return Err(EINVAL);
     }
+    let remap = remap_pool(&file, c.offset, &c.remap)?;
     let _ = file.fsync();
     disk.suppress_uevents(true);
     disk.force_media_change();
@@ -691,7 +748,14 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         && file.opened_direct()
         && can_use_dio(&file, c.offset, c.block_size);
     let b = Arc::new(
-        Binding::new(file.clone(), c.offset, true, dio, c.worker.clone()),
+        Binding::new(
+            file.clone(),
+            c.offset,
+            true,
+            dio,
+            c.worker.clone(),
+            remap.clone(),
+        ),
         GFP_KERNEL,
     );
     let b = match b {
@@ -707,6 +771,7 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         c.file.restore_gfp(c.gfp);
         c.gfp = file.restrict_gfp();
         old = core::mem::replace(&mut c.file, file);
+        c.remap = remap;
         if !dio {
             c.flags &= !flags::DIRECT_IO;
         }

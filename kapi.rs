@@ -11,6 +11,7 @@
 //! request's bvecs, sysfs attributes) is written here.
 
 pub(crate) mod aio;
+pub(crate) mod bio;
 pub(crate) mod blk;
 pub(crate) mod chrdev;
 pub(crate) mod file;

@@ -37,6 +37,7 @@ use kernel::{
     sync::{global_lock, Arc, Mutex, SpinLockIrq},
 };
 
+mod bio_remap;
 mod ioctl;
 mod kapi;
 mod transfer;
@@ -214,9 +215,14 @@ impl Registry {
     }
 }
 
-/// Part shift derived from `max_part` (loop.c: `fls(max_part)`).
+/// Part shift derived from `max_part` (loop.c: `fls(max_part)`); set once at load.
+/// An atomic, not a registry field: it is read under device locks, which rank below
+/// the registry lock.
+static PART_SHIFT: AtomicU32 = AtomicU32::new(0);
+
+/// See [`PART_SHIFT`].
 pub(crate) fn part_shift() -> u32 {
-    REGISTRY.lock().part_shift
+    PART_SHIFT.load(Ordering::Relaxed)
 }
 
 /// `LOOP_CTL_ADD`: a negative number picks the lowest free one (as loop.c does).
@@ -346,6 +352,7 @@ impl kernel::Module for RustLoop {
         {
             let mut reg = REGISTRY.lock();
             reg.part_shift = part_shift;
+            PART_SHIFT.store(part_shift, Ordering::Relaxed);
             reg.tag_set = Some(TagSet::new(depth)?);
         }
         let control = ControlDevice::<Control>::register(c"loop-control", LOOP_CTRL_MINOR)

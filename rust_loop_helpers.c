@@ -242,3 +242,13 @@ static_assert(sizeof(struct loop_info) == 168);
 static_assert(offsetof(struct loop_info, lo_offset) == 32);
 static_assert(offsetof(struct loop_info, lo_name) == 48);
 static_assert(sizeof(__kernel_old_dev_t) == 8);
+
+gfp_t rust_loop_gfp_noio(void)
+{
+	return GFP_NOIO;
+}
+
+struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev)
+{
+	return &bdev_get_queue(bdev)->limits;
+}

@@ -43,5 +43,7 @@ unsigned int rust_loop_freeze(struct request_queue *q);
 void rust_loop_unfreeze(struct request_queue *q, unsigned int memflags);
 unsigned int rust_loop_noio_save(void);
 void rust_loop_noio_restore(unsigned int flags);
+gfp_t rust_loop_gfp_noio(void);
+struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev);
 
 #endif

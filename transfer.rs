@@ -12,6 +12,7 @@
 //! byte is transferred twice.
 
 use crate::kapi::aio::AioDone;
+use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
 use crate::kapi::file::{falloc, iocb, BackingFile};
 use crate::kapi::wq::OwnedQueue;
@@ -42,6 +43,8 @@ pub(crate) struct Binding {
     pub(crate) inline_read: Option<u32>,
     /// The device's worker.
     pub(crate) worker: Arc<Worker>,
+    /// Clone pool when bios are remapped onto a backing block device.
+    pub(crate) remap: Option<Arc<BioSet>>,
     /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
     discard_off: AtomicBool,
     zeroes_off: AtomicBool,
@@ -55,6 +58,7 @@ impl Binding {
         read_only: bool,
         dio: bool,
         worker: Arc<Worker>,
+        remap: Option<Arc<BioSet>>,
     ) -> Self {
         let inline_read = if file.supports_nowait() {
             Some(iocb::NOWAIT)
@@ -70,6 +74,7 @@ impl Binding {
             dio,
             inline_read,
             worker,
+            remap,
             discard_off: AtomicBool::new(false),
             zeroes_off: AtomicBool::new(false),
         }
@@ -207,18 +212,34 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         return;
     };
     let op = rq.op();
+    if let Some(pool) = &b.remap {
+        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes) {
+            if op != Op::Read && b.read_only {
+                complete(rq, Err(EIO));
+            } else {
+                crate::bio_remap::submit(dev, rq, pool, &b.file, b.offset);
+            }
+            return;
+        }
+    }
     if b.dio && matches!(op, Op::Read | Op::Write) && alone {
         if op == Op::Write && b.read_only {
             complete(rq, Err(EIO));
             return;
         }
-        let dir = if op == Op::Read { Dir::Dest } else { Dir::Source };
+        let dir = if op == Op::Read {
+            Dir::Dest
+        } else {
+            Dir::Source
+        };
         let pos = rq.pos() + b.offset;
         rq.submit_dio(&b.file, pos, dir, 0, true);
         return;
     }
     let mut done = 0;
-    if let (Op::Read, false, Some(flags), true) = (op, b.dio, b.inline_read, alone && b.worker.idle()) {
+    if let (Op::Read, false, Some(flags), true) =
+        (op, b.dio, b.inline_read, alone && b.worker.idle())
+    {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {
                 dev.stats.inline.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +290,8 @@ fn hand_off(rq: Request<LoopDevice>, done: usize) {
     }
 }
 
-fn complete(rq: Request<LoopDevice>, res: Result) {
+/// Ends a request of ours (counted).
+pub(crate) fn complete(rq: Request<LoopDevice>, res: Result) {
     let dev = rq.data();
     dev.stats.requests.fetch_add(1, Ordering::Relaxed);
     dev.inflight.fetch_sub(1, Ordering::Relaxed);
@@ -343,7 +365,11 @@ fn handle(p: Pending) {
     let op = rq.op();
     if b.dio && matches!(op, Op::Read | Op::Write) && !(op == Op::Write && b.read_only) {
         // The rest of a direct I/O request, now allowed to block in submission.
-        let dir = if op == Op::Read { Dir::Dest } else { Dir::Source };
+        let dir = if op == Op::Read {
+            Dir::Dest
+        } else {
+            Dir::Source
+        };
         let pos = rq.pos() + b.offset;
         rq.submit_dio(&b.file, pos, dir, p.done, false);
         return;

@@ -44,7 +44,14 @@ impl<T: AioDone> Request<T> {
     /// Starts direct I/O for the request from byte `base` on, at `pos` + `base` in
     /// `file`. With `nowait`, the submission does not block (`IOCB_NOWAIT`); a
     /// filesystem that would block answers `EAGAIN` through `aio_done`.
-    pub(crate) fn submit_dio(self, file: &BackingFile, pos: u64, dir: Dir, base: usize, nowait: bool) {
+    pub(crate) fn submit_dio(
+        self,
+        file: &BackingFile,
+        pos: u64,
+        dir: Dir,
+        base: usize,
+        nowait: bool,
+    ) {
         let mut it = match self.data_iter(dir) {
             Ok(it) => it,
             Err(e) => return T::aio_done(self, base, Err(e)),
@@ -133,7 +140,11 @@ unsafe fn put<T: AioDone>(cmd: *mut Cmd) {
         let res = (*cmd).res.load(Ordering::Relaxed);
         let base = (*cmd).base;
         let rq = Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(cmd.cast()));
-        let r = if res < 0 { Err(Error::from_errno(res as i32)) } else { Ok(res as usize) };
+        let r = if res < 0 {
+            Err(Error::from_errno(res as i32))
+        } else {
+            Ok(res as usize)
+        };
         T::aio_done(rq, base, r);
     }
 }

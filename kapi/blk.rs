@@ -448,6 +448,34 @@ pub(crate) mod feat {
 }
 
 impl Limits {
+    pub(super) fn raw(&mut self) -> *mut bindings::queue_limits {
+        &mut self.0
+    }
+
+    /// Starts from the permissive limits of a stacking driver
+    /// (`blk_set_stacking_limits`), keeping the given logical block size floor.
+    pub(crate) fn reset_for_stacking(&mut self) {
+        // SAFETY: `self.0` is a valid `queue_limits`.
+        unsafe { bindings::blk_set_stacking_limits(&mut self.0) }
+    }
+
+    /// Starts from all-zero limits: the block core fills in its defaults for
+    /// whatever is left zero when the limits are committed.
+    pub(crate) fn reset_to_defaults(&mut self) {
+        // SAFETY: All-zero is a valid `queue_limits`.
+        self.0 = unsafe { core::mem::zeroed() };
+    }
+
+    /// Logical block size.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        self.0.logical_block_size
+    }
+
+    /// Largest request, in sectors.
+    pub(crate) fn set_max_hw_sectors(&mut self, s: u32) {
+        self.0.max_hw_sectors = s;
+    }
+
     /// Logical = physical = minimum I/O size = `bs`.
     pub(crate) fn set_block_size(&mut self, bs: u32) {
         self.0.logical_block_size = bs;
@@ -465,6 +493,7 @@ impl Limits {
     /// Discard and write-zeroes limits (0 = not supported).
     pub(crate) fn set_discard(&mut self, max_sectors: u32, granularity: u32, write_zeroes: u32) {
         self.0.max_hw_discard_sectors = max_sectors;
+        self.0.max_user_discard_sectors = u32::MAX;
         self.0.discard_granularity = granularity;
         self.0.max_write_zeroes_sectors = write_zeroes;
     }

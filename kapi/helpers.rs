@@ -57,6 +57,10 @@ extern "C" {
     ) -> bindings::queue_limits;
     pub(super) fn rust_loop_freeze(q: *mut bindings::request_queue) -> c_uint;
     pub(super) fn rust_loop_unfreeze(q: *mut bindings::request_queue, memflags: c_uint);
+    pub(super) fn rust_loop_gfp_noio() -> bindings::gfp_t;
+    pub(super) fn rust_loop_bdev_limits(
+        bdev: *mut bindings::block_device,
+    ) -> *mut bindings::queue_limits;
     pub(super) fn rust_loop_noio_save() -> c_uint;
     pub(super) fn rust_loop_noio_restore(flags: c_uint);
 }

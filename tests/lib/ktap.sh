@@ -103,10 +103,13 @@ pattern() {
 	awk -v n="$3" -v s="$4" 'BEGIN { srand(s); for (i = 0; i < n; i += 16) printf "%016d", int(rand() * 1e15) }' |
 		head -c "$3" | dd of="$1" bs=512 seek=$(($2 / 512)) conv=notrunc status=none
 }
-# readhex FILE OFFSET BYTES: sha256 of a byte range.
+# rangesum FILE OFFSET BYTES: sha256 (16 hex digits) of a byte range, read with
+# O_DIRECT (so the device's own page cache cannot answer) in 4 KiB blocks where
+# aligned, else 512-byte ones.
 rangesum() {
-	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none iflag=direct 2>/dev/null | sha256sum | cut -c1-16 ||
-		dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16
+	local bs=512
+	[ $(($2 % 4096)) = 0 ] && [ $(($3 % 4096)) = 0 ] && bs=4096
+	dd if="$1" bs=$bs skip=$(($2 / bs)) count=$(($3 / bs)) iflag=direct status=none | sha256sum | cut -c1-16
 }
 filesum() {
 	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block-device backing by bio remapping: each bio of a request is cloned (the
+//! clone shares the original's pages and bvec table: zero copy), pointed at the
+//! backing device with its sector shifted, and submitted, the way dm-linear does.
+//! The request ends when the last clone completes, with the first error.
+//!
+//! Clones come from a per-device `bio_set` whose mempool reserve guarantees
+//! progress when memory is short (allocation then waits for a clone to complete
+//! instead of failing).
+
+use super::aio::Cmd;
+use super::blk::{DiskOps, Request};
+use super::file::BackingFile;
+use crate::kapi::helpers::*;
+use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
+
+/// Gets a request back when all its clones completed. May run in interrupt context.
+pub(crate) trait RemapDone: DiskOps {
+    /// `res`: `Ok` or the first clone's error.
+    fn remap_done(rq: Request<Self>, res: Result);
+}
+
+/// A pool of bios for clones, with a reserve.
+///
+/// # Invariants
+///
+/// `0` was initialised by `bioset_init` and is torn down in `drop`.
+pub(crate) struct BioSet(Pin<KBox<Opaque<bindings::bio_set>>>);
+
+// SAFETY: bio_sets are used from any context by the block layer.
+unsafe impl Send for BioSet {}
+// SAFETY: As above.
+unsafe impl Sync for BioSet {}
+
+impl BioSet {
+    /// A bio_set for clones (no bvec pool: clones share the original's table).
+    pub(crate) fn new() -> Result<Self> {
+        let bs = KBox::pin(Opaque::<bindings::bio_set>::zeroed(), GFP_KERNEL)?;
+        // SAFETY: `bs` is zeroed, pinned memory for a `bio_set`.
+        to_result(unsafe { bindings::bioset_init(bs.get(), bindings::BIO_POOL_SIZE, 0, 0) })?;
+        // INVARIANT: initialised above.
+        Ok(Self(bs))
+    }
+}
+
+impl Drop for BioSet {
+    fn drop(&mut self) {
+        // SAFETY: By the invariant the set is initialised; every clone from it has
+        // completed (the device's queue was frozen before its binding was dropped).
+        unsafe { bindings::bioset_exit(self.0.get()) }
+    }
+}
+
+/// The remap state in the request's PDU (shares the PDU with `aio::Cmd`).
+#[repr(C)]
+struct Remap {
+    refs: AtomicU32,
+    err: AtomicI64,
+}
+
+const _: () = assert!(core::mem::size_of::<Remap>() <= core::mem::size_of::<Cmd>());
+
+impl BackingFile {
+    /// The block device behind a block device file.
+    fn bdev(&self) -> *mut bindings::block_device {
+        // SAFETY: Only called for block device files, which stay open.
+        unsafe { bindings::file_bdev(self.raw()) }
+    }
+
+    /// Stacks the backing device's queue limits (starting at `offset` bytes) onto
+    /// `lim`, as device-mapper does (`blk_stack_limits`).
+    pub(crate) fn stack_limits_onto(&self, lim: &mut super::blk::Limits, offset: u64) {
+        // SAFETY: The file is an open block device, so its queue is live.
+        unsafe {
+            let b = rust_loop_bdev_limits(self.bdev());
+            bindings::blk_stack_limits(lim.raw(), b, (offset >> 9) as bindings::sector_t);
+            // The stacking baseline asks for 512-byte alignment; clones carry our
+            // pages unchanged, so the backing device's own requirement is the one.
+            (*lim.raw()).dma_alignment = (*b).dma_alignment;
+        }
+    }
+}
+
+impl<T: RemapDone> Request<T> {
+    /// Remaps every bio of the request onto `file` (a block device), shifted by
+    /// `offset` bytes (a multiple of the device's logical block size).
+    pub(crate) fn remap(self, bs: &BioSet, file: &BackingFile, offset: u64) -> u32 {
+        let rq = self.raw();
+        let bdev = file.bdev();
+        let shift = offset >> 9;
+        let mut n = 0;
+        // SAFETY: The PDU of a started request is ours until it ends and has room
+        // for `Remap` (asserted above). The bios of the request stay valid until it
+        // ends, which happens only after the last clone completed. `bs` outlives
+        // all clones (see `BioSet::drop`).
+        unsafe {
+            let st = bindings::blk_mq_rq_to_pdu(rq).cast::<Remap>();
+            core::ptr::write(
+                st,
+                Remap {
+                    refs: AtomicU32::new(1),
+                    err: AtomicI64::new(0),
+                },
+            );
+            let mut bio = (*rq).bio;
+            while !bio.is_null() {
+                let clone = bindings::bio_alloc_clone(bdev, bio, rust_loop_gfp_noio(), bs.0.get());
+                if clone.is_null() {
+                    (*st)
+                        .err
+                        .store(i64::from(ENOMEM.to_errno()), Ordering::Relaxed);
+                    break;
+                }
+                (*clone).bi_iter.bi_sector += shift;
+                (*clone).bi_private = st.cast();
+                (*clone).bi_end_io = Some(remap_end_io::<T>);
+                (*st).refs.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+                bindings::submit_bio_noacct(clone);
+                bio = (*bio).bi_next;
+            }
+            put::<T>(st);
+        }
+        n
+    }
+}
+
+/// # Safety
+///
+/// `clone` is a clone made by `remap`, completing.
+unsafe extern "C" fn remap_end_io<T: RemapDone>(clone: *mut bindings::bio) {
+    // SAFETY: `bi_private` is the request's `Remap`, alive while clones are out.
+    unsafe {
+        let st = (*clone).bi_private.cast::<Remap>();
+        let status = (*clone).bi_status;
+        if status != 0 {
+            let e = bindings::blk_status_to_errno(status);
+            let _ =
+                (*st)
+                    .err
+                    .compare_exchange(0, i64::from(e), Ordering::Relaxed, Ordering::Relaxed);
+        }
+        bindings::bio_put(clone);
+        put::<T>(st);
+    }
+}
+
+/// # Safety
+///
+/// `st` is a live `Remap` of a request owned by the remap; the caller gives up
+/// one reference.
+unsafe fn put<T: RemapDone>(st: *mut Remap) {
+    // SAFETY: `st` lives in the PDU until the request ends below.
+    unsafe {
+        if (*st).refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let e = (*st).err.load(Ordering::Relaxed);
+        let rq = Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(st.cast()));
+        T::remap_done(
+            rq,
+            if e == 0 {
+                Ok(())
+            } else {
+                Err(Error::from_errno(e as i32))
+            },
+        );
+    }
+}

@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Block-device backing: bios remapped onto the backing device (rust_loop), the
+# backing device's queue limits inherited, data at the right place both ways.
+. /tests/lib/ktap.sh
+CFG=/sys/kernel/config/nullb
+STATS=/sys/kernel/debug/rust_loop/stats
+
+# nullb_make NAME BLOCKSIZE MAX_SECTORS DISCARD ROTATIONAL: a 64 MiB memory-backed
+# null_blk with non-default limits, created through configfs.
+nullb_make() {
+	[ -d $CFG ] || skip "no null_blk configfs"
+	local d=$CFG/$1
+	rmdir $d 2>/dev/null || true
+	mkdir $d
+	echo 64 >$d/size
+	echo "$2" >$d/blocksize
+	echo "$3" >$d/max_sectors
+	echo "$4" >$d/discard
+	echo "$5" >$d/rotational
+	echo 1 >$d/memory_backed
+	echo 1 >$d/power
+	[ -b /dev/$1 ] || fail "no /dev/$1"
+}
+nullb_rm() {
+	echo 0 >$CFG/$1/power 2>/dev/null
+	rmdir $CFG/$1 2>/dev/null
+	true
+}
+
+test_queue_limits_are_inherited_from_backing_device() {
+	[ "$LOOP_IMPL" = loop ] && skip "loop.ko does not inherit the backing device's limits (rust_loop feature)"
+	local dev a bad=
+	nullb_make rlnb1 4096 64 1 1
+	dev=$(losetup -f --show /dev/rlnb1)
+	for a in logical_block_size physical_block_size minimum_io_size optimal_io_size \
+		max_hw_sectors_kb max_sectors_kb max_segments max_segment_size rotational \
+		discard_granularity discard_max_hw_bytes write_zeroes_max_bytes write_cache \
+		dma_alignment virt_boundary_mask; do
+		[ "$(sysblk "$dev" queue/$a)" = "$(cat /sys/block/rlnb1/queue/$a)" ] ||
+			bad="$bad $a:$(sysblk "$dev" queue/$a)!=$(cat /sys/block/rlnb1/queue/$a)"
+	done
+	losetup -d "$dev"
+	nullb_rm rlnb1
+	[ -z "$bad" ] || fail "limits differ:$bad"
+}
+
+test_data_lands_at_offset_plus_position_both_ways() {
+	local dev off
+	nullb_make rlnb2 512 1024 0 0
+	for off in 0 4096 1048576; do
+		dev=$(losetup -f --show -o $off --sizelimit $((16 << 20)) /dev/rlnb2)
+		pattern "$dev" 8192 131072 $((off + 1))
+		sync
+		blockdev --flushbufs "$dev"
+		assert_eq "off=$off: loop -> backing" "$(rangesum "$dev" 8192 131072)" "$(rangesum /dev/rlnb2 $((off + 8192)) 131072)"
+		pattern /dev/rlnb2 $((off + 1048576)) 65536 $((off + 7))
+		sync
+		blockdev --flushbufs /dev/rlnb2
+		blockdev --flushbufs "$dev"
+		assert_eq "off=$off: backing -> loop" "$(rangesum /dev/rlnb2 $((off + 1048576)) 65536)" "$(rangesum "$dev" 1048576 65536)"
+		losetup -d "$dev"
+	done
+	nullb_rm rlnb2
+}
+
+test_discard_reaches_backing_device() {
+	[ "$LOOP_IMPL" = loop ] && skip "loop.ko turns discard on a block device into write-zeroes (no discard limits without them)"
+	local dev zero
+	nullb_make rlnb3 4096 1024 1 0
+	dev=$(losetup -f --show -o 1048576 /dev/rlnb3)
+	dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none
+	blkdiscard -o 1048576 -l 1048576 "$dev"
+	zero=$(head -c 1048576 /dev/zero | sha256sum | cut -c1-16)
+	assert_eq "discarded range on backing" "$zero" "$(rangesum /dev/rlnb3 $((2 << 20)) 1048576)"
+	[ "$(rangesum /dev/rlnb3 $((1 << 20)) 1048576)" != "$zero" ] || fail "neighbouring data discarded too"
+	losetup -d "$dev"
+	nullb_rm rlnb3
+}
+
+test_write_zeroes_reach_backing_device() {
+	local dev zero
+	nullb_make rlnb4 512 1024 0 0
+	dev=$(losetup -f --show /dev/rlnb4)
+	dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none
+	blkdiscard -z -o 1048576 -l 1048576 "$dev"
+	zero=$(head -c 1048576 /dev/zero | sha256sum | cut -c1-16)
+	assert_eq "zeroed range on backing" "$zero" "$(rangesum /dev/rlnb4 $((1 << 20)) 1048576)"
+	losetup -d "$dev"
+	nullb_rm rlnb4
+}
+
+test_remapped_one_mib_read_moves_one_mib_once() {
+	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
+	local dev b0 s0
+	nullb_make rlnb5 512 2048 0 0
+	dev=$(losetup -f --show /dev/rlnb5)
+	b0=$(sed -n "s/^${dev#/dev/} .*bytes=\([0-9]*\).*/\1/p" $STATS)
+	s0=$(sed -n "s/^${dev#/dev/} .*segments=\([0-9]*\).*/\1/p" $STATS)
+	dd if="$dev" of=/dev/null bs=1M count=1 iflag=direct status=none
+	assert_eq "bytes" 1048576 $(($(sed -n "s/^${dev#/dev/} .*bytes=\([0-9]*\).*/\1/p" $STATS) - b0))
+	[ $(($(sed -n "s/^${dev#/dev/} .*segments=\([0-9]*\).*/\1/p" $STATS) - s0)) -ge 1 ] || fail "no clone counted"
+	losetup -d "$dev"
+	nullb_rm rlnb5
+}
+
+test_unaligned_offset_falls_back_to_file_path() {
+	local dev
+	nullb_make rlnb6 4096 1024 0 0
+	dev=$(losetup -f --show -o 512 --sizelimit $((8 << 20)) /dev/rlnb6)
+	pattern "$dev" 0 65536 3
+	sync
+	blockdev --flushbufs "$dev"
+	assert_eq "data at backing+512" "$(rangesum "$dev" 0 65536)" "$(filesum /dev/rlnb6 512 65536)"
+	losetup -d "$dev"
+	nullb_rm rlnb6
+}
+
+ktap_main block_backing
