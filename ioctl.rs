@@ -13,7 +13,7 @@ use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
-    cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LoopInfoOut, LO_CRYPT_NONE, LO_KEY_SIZE,
+    cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE,
     LO_NAME_SIZE,
 };
 use crate::kapi::{capable_sys_admin, ModuleRef};
@@ -108,9 +108,9 @@ pub(crate) fn info_from_old(old: &LoopInfo) -> LoopInfo64 {
 }
 
 /// `loop_info64` to legacy `struct loop_info`; EOVERFLOW when a field does not fit.
-pub(crate) fn info_to_old(i: &LoopInfo64) -> Result<LoopInfoOut> {
+pub(crate) fn info_to_old(i: &LoopInfo64) -> Result<LoopInfo> {
     let offset = i32::try_from(i.lo_offset).map_err(|_| EOVERFLOW)?;
-    Ok(LoopInfoOut {
+    Ok(LoopInfo {
         lo_number: i.lo_number as i32,
         pad0: 0,
         lo_device: i.lo_device,

@@ -94,24 +94,6 @@ pub(crate) struct LoopConfig {
     pub(crate) reserved: [u64; 8],
 }
 
-/// Legacy `struct loop_info` (x86-64 layout: `__kernel_old_dev_t` is 64-bit).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct LoopInfo {
-    pub(crate) lo_number: i32,
-    pub(crate) lo_device: u64,
-    pub(crate) lo_inode: u64,
-    pub(crate) lo_rdevice: u64,
-    pub(crate) lo_offset: i32,
-    pub(crate) lo_encrypt_type: i32,
-    pub(crate) lo_encrypt_key_size: i32,
-    pub(crate) lo_flags: i32,
-    pub(crate) lo_name: [u8; LO_NAME_SIZE],
-    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE],
-    pub(crate) lo_init: [u64; 2],
-    pub(crate) reserved: [u8; 4],
-}
-
 const _: () = {
     assert!(size_of::<LoopInfo64>() == 232);
     assert!(offset_of!(LoopInfo64, lo_flags) == 52);
@@ -152,16 +134,12 @@ unsafe impl FromBytes for LoopInfo64 {}
 unsafe impl AsBytes for LoopInfo64 {}
 // SAFETY: Plain integers and a nested `LoopInfo64`: every bit pattern is valid.
 unsafe impl FromBytes for LoopConfig {}
-// SAFETY: Every bit pattern of the integer fields is valid. `LoopInfo` has padding
-// after `lo_number` and is therefore only read from user space, never written as
-// bytes; the legacy GET_STATUS path writes it field by field via `LoopInfoOut`.
-unsafe impl FromBytes for LoopInfo {}
-
-/// `LoopInfo` as written back to user space: the same layout with its padding made
-/// explicit, so that no uninitialised byte reaches user memory.
+/// Legacy `struct loop_info` (x86-64 layout: `__kernel_old_dev_t` is 64-bit), with
+/// the C struct's padding made explicit so that no uninitialised byte can reach
+/// user memory.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct LoopInfoOut {
+pub(crate) struct LoopInfo {
     pub(crate) lo_number: i32,
     pub(crate) pad0: u32,
     pub(crate) lo_device: u64,
@@ -177,8 +155,7 @@ pub(crate) struct LoopInfoOut {
     pub(crate) reserved: [u8; 8],
 }
 
-const _: () = assert!(size_of::<LoopInfoOut>() == size_of::<LoopInfo>());
-const _: () = assert!(offset_of!(LoopInfoOut, lo_name) == offset_of!(LoopInfo, lo_name));
-
+// SAFETY: Plain integers and byte arrays: every bit pattern is valid.
+unsafe impl FromBytes for LoopInfo {}
 // SAFETY: No implicit padding: every byte belongs to a field.
-unsafe impl AsBytes for LoopInfoOut {}
+unsafe impl AsBytes for LoopInfo {}

@@ -156,6 +156,8 @@ def main():
         tests.append((done, "bench_guest_finished"))
         print("KTAP version 1")
         print("# suite: bench quick")
+        for system, metric, v in mem:
+            print(f"# {system}: {metric} = {v:.3f}")
         print(f"1..{len(tests)}")
         for i, (ok, name) in enumerate(tests, 1):
             print(f"{'ok' if ok else 'not ok'} {i} {name}")

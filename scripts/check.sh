@@ -11,6 +11,16 @@ grc=0
 "$RL_ROOT/scripts/guest.sh" check "$out" || grc=$?
 r=$out/results.ktap
 tr -d '\r' <"$r" >"$r.clean"
+# The benchmark in QUICK mode (every path, tiny sizes) so it cannot rot silently.
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+	QUICK=1 KTAP=1 "$RL_ROOT/scripts/bench.sh" >"$out/bench-quick.log" 2>&1 || true
+	if grep -q '^# suite: bench quick' "$out/bench-quick.log"; then
+		sed -n '/^KTAP version 1$/,$p' "$out/bench-quick.log" >>"$r.clean"
+	else
+		printf 'KTAP version 1\n# suite: bench quick\n1..1\nnot ok 1 bench_quick_ran\n' >>"$r.clean"
+		tail -20 "$out/bench-quick.log" | sed 's/^/# /' >>"$r.clean"
+	fi
+fi
 # Results: top-level "ok"/"not ok" lines of every KTAP stream (each stream is flat).
 grep -E '^(not )?ok [0-9]+ |^# suite:|^# ' "$r.clean" | grep -vE '^# rust_loop: guest done' || true
 pass=$(grep -E '^ok [0-9]+ ' "$r.clean" | grep -cvE '# (SKIP|XFAIL)' || true)

@@ -10,7 +10,7 @@ quick=${1:-0}
 KO=/tests/ko
 LOOPCTL=/tests/bin/loopctl
 if [ "$quick" = 1 ]; then
-	RT=1 SIZE=16 ROUNDS=1 NDEV=50 NATT=10
+	RT=1 SIZE=16 ROUNDS=1 NDEV=1000 NATT=20
 else
 	RT=${BENCH_RUNTIME:-5} SIZE=256 ROUNDS=${BENCH_ROUNDS:-3} NDEV=1000 NATT=100
 fi
@@ -103,10 +103,17 @@ teardown() { # system
 }
 
 fio_run() { # dev workload
-	local rw bs qd
+	local rw bs qd amount
 	IFS=- read -r rw bs qd <<<"$2"
+	# Quick mode moves a fixed small amount (every path, in seconds); the real
+	# run is time based.
+	if [ "$quick" = 1 ]; then
+		amount=(--io_size=4m)
+	else
+		amount=(--runtime="$RT" --time_based)
+	fi
 	fio --name=bench --filename="$1" --direct=1 --ioengine=libaio --rw="$rw" --bs="$bs" \
-		--iodepth="${qd#qd}" --size=${SIZE}m --runtime="$RT" --time_based --ramp_time=0 \
+		--iodepth="${qd#qd}" --size=${SIZE}m "${amount[@]}" --ramp_time=0 \
 		--norandommap --randrepeat=0 --output-format=json --output=/tmp/fio.json >/dev/null 2>&1
 }
 
