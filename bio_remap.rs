@@ -32,17 +32,11 @@ pub(crate) fn new_pool() -> Result<Arc<BioSet>> {
     Ok(Arc::new(BioSet::new()?, GFP_KERNEL)?)
 }
 
-/// Remaps `rq` (a read, write, discard or write-zeroes) of `dev` onto the backing
-/// device; each clone counts as one segment mapped.
-pub(crate) fn submit(
-    dev: &LoopDevice,
-    rq: Request<LoopDevice>,
-    pool: &BioSet,
-    file: &BackingFile,
-    offset: u64,
-) {
-    let clones = rq.remap(pool, file, offset);
-    dev.stats.add(clones, 0);
+/// Remaps `rq` (a read, write, discard or write-zeroes) onto the backing device;
+/// each clone counts as one segment mapped.
+pub(crate) fn submit(rq: Request<LoopDevice>, pool: &BioSet, file: &BackingFile, offset: u64) {
+    rq.data().stats.add(rq.bio_count(), 0);
+    rq.remap(pool, file, offset);
 }
 
 impl RemapDone for LoopDevice {

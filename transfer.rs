@@ -213,11 +213,11 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     };
     let op = rq.op();
     if let Some(pool) = &b.remap {
-        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes) {
+        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes) && alone {
             if op != Op::Read && b.read_only {
                 complete(rq, Err(EIO));
             } else {
-                crate::bio_remap::submit(dev, rq, pool, &b.file, b.offset);
+                crate::bio_remap::submit(rq, pool, &b.file, b.offset);
             }
             return;
         }
@@ -363,6 +363,16 @@ fn handle(p: Pending) {
         return;
     };
     let op = rq.op();
+    if let Some(pool) = &b.remap {
+        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes)
+            && !(op != Op::Read && b.read_only)
+        {
+            // At depth the worker remaps, so the submitter's CPU and this one
+            // share the work.
+            crate::bio_remap::submit(rq, pool, &b.file, b.offset);
+            return;
+        }
+    }
     if b.dio && matches!(op, Op::Read | Op::Write) && !(op == Op::Write && b.read_only) {
         // The rest of a direct I/O request, now allowed to block in submission.
         let dir = if op == Op::Read {

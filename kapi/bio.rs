@@ -83,14 +83,29 @@ impl BackingFile {
     }
 }
 
+impl<T: DiskOps> Request<T> {
+    /// Number of bios in the request.
+    pub(crate) fn bio_count(&self) -> u32 {
+        let mut n = 0;
+        // SAFETY: The bios of a started request are valid until it ends.
+        unsafe {
+            let mut bio = (*self.raw()).bio;
+            while !bio.is_null() {
+                n += 1;
+                bio = (*bio).bi_next;
+            }
+        }
+        n
+    }
+}
+
 impl<T: RemapDone> Request<T> {
     /// Remaps every bio of the request onto `file` (a block device), shifted by
     /// `offset` bytes (a multiple of the device's logical block size).
-    pub(crate) fn remap(self, bs: &BioSet, file: &BackingFile, offset: u64) -> u32 {
+    pub(crate) fn remap(self, bs: &BioSet, file: &BackingFile, offset: u64) {
         let rq = self.raw();
         let bdev = file.bdev();
         let shift = offset >> 9;
-        let mut n = 0;
         // SAFETY: The PDU of a started request is ours until it ends and has room
         // for `Remap` (asserted above). The bios of the request stay valid until it
         // ends, which happens only after the last clone completed. `bs` outlives
@@ -117,13 +132,11 @@ impl<T: RemapDone> Request<T> {
                 (*clone).bi_private = st.cast();
                 (*clone).bi_end_io = Some(remap_end_io::<T>);
                 (*st).refs.fetch_add(1, Ordering::Relaxed);
-                n += 1;
                 bindings::submit_bio_noacct(clone);
                 bio = (*bio).bi_next;
             }
             put::<T>(st);
         }
-        n
     }
 }
 
