@@ -11,7 +11,7 @@ else
 	out=$RL_ROOT/bench
 fi
 mkdir -p "$out"
-raw=$RL_ROOT/.out/bench-raw$([ "${QUICK:-0}" = 1 ] && echo -quick)
+raw=$RL_ROOT/.out/bench-raw$([ "${QUICK:-0}" = 1 ] && echo -quick || true)
 rm -rf "$raw"
 mkdir -p "$raw"
 QUICK=${QUICK:-0} GUEST_TIMEOUT=${GUEST_TIMEOUT:-$([ "${QUICK:-0}" = 1 ] && echo 900 || echo 5000)} \
