@@ -116,4 +116,25 @@ test_unaligned_offset_falls_back_to_file_path() {
 	nullb_rm rlnb6
 }
 
+test_injected_backing_failures_are_eio_then_detach_cleanly() {
+	local F=/sys/kernel/debug/fail_make_request dev rc=0
+	[ -d $F ] || skip "no fail_make_request"
+	nullb_make rlnb7 512 1024 0 0
+	dev=$(losetup -f --show --direct-io=on /dev/rlnb7)
+	dd if=/dev/urandom of="$dev" bs=64k count=4 oflag=direct status=none
+	echo 100 >$F/probability
+	echo -1 >$F/times
+	echo 0 >$F/verbose
+	echo 1 >/sys/block/rlnb7/make-it-fail
+	dd if="$dev" of=/dev/null bs=64k count=4 iflag=direct status=none 2>/dev/null && rc=1
+	dd if=/dev/zero of="$dev" bs=64k count=4 oflag=direct status=none 2>/dev/null && rc=2
+	echo 0 >/sys/block/rlnb7/make-it-fail
+	echo 0 >$F/probability
+	[ $rc = 0 ] || fail "I/O succeeded while every backing bio failed (case $rc)"
+	dd if="$dev" of=/dev/null bs=64k count=4 iflag=direct status=none || fail "I/O still failing after injection stopped"
+	losetup -d "$dev"
+	[ ! -e /sys/block/${dev#/dev/}/loop/backing_file ] || fail "did not detach"
+	nullb_rm rlnb7
+}
+
 ktap_main block_backing
