@@ -366,6 +366,8 @@ fn configure(
 ) -> Result<i32> {
     let file = BackingFile::from_fd(c.fd)?;
     check_backing_file(&file)?;
+    // Taken before any lock that ranks below the registry's.
+    let wq = crate::shared_wq()?;
     let _validate = crate::validate_lock();
     // Exclusive holders (a mounted filesystem) keep the device from changing.
     let _claim = if mode.exclusive() {
@@ -405,7 +407,7 @@ fn configure(
         lo_flags |= flags::PARTSCAN;
     }
     let depth = crate::module_parameters::hw_queue_depth.value() as usize;
-    let worker = Worker::new(dev.number, depth)?;
+    let worker = Worker::new(wq, depth)?;
     let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(
         Binding::new(

@@ -154,6 +154,7 @@ struct Slot {
 /// The set of devices.
 pub(crate) struct Registry {
     tag_set: Option<TagSet<LoopDevice>>,
+    wq: Option<Arc<kapi::wq::OwnedQueue>>,
     slots: KVec<Slot>,
     part_shift: u32,
 }
@@ -162,6 +163,7 @@ global_lock! {
     // SAFETY: Initialised in `RustLoop::init` before anything can use it.
     unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
         tag_set: None,
+        wq: None,
         slots: KVec::new(),
         part_shift: 0,
     };
@@ -268,6 +270,12 @@ pub(crate) fn ctl_get_free() -> Result<u32> {
     }
 }
 
+/// The workqueue every device's worker runs on. Takes the registry lock: call it
+/// before taking a device's lock.
+pub(crate) fn shared_wq() -> Result<Arc<kapi::wq::OwnedQueue>> {
+    REGISTRY.lock().wq.clone().ok_or(ENODEV)
+}
+
 /// Finds a device by the minor of one of its block device nodes.
 pub(crate) fn device_by_minor(minor: u32) -> Option<Arc<LoopDevice>> {
     let reg = REGISTRY.lock();
@@ -353,7 +361,10 @@ impl kernel::Module for RustLoop {
             let mut reg = REGISTRY.lock();
             reg.part_shift = part_shift;
             PART_SHIFT.store(part_shift, Ordering::Relaxed);
-            reg.tag_set = Some(TagSet::new(depth)?);
+            let tag_set = TagSet::new(depth)?;
+            let wq = Arc::new(kapi::wq::OwnedQueue::new_shared()?, GFP_KERNEL)?;
+            reg.tag_set = Some(tag_set);
+            reg.wq = Some(wq);
         }
         let control = ControlDevice::<Control>::register(c"loop-control", LOOP_CTRL_MINOR)
             .inspect_err(|e| {
@@ -366,7 +377,9 @@ impl kernel::Module for RustLoop {
         let control = match control {
             Ok(c) => c,
             Err(e) => {
-                REGISTRY.lock().tag_set = None;
+                let mut reg = REGISTRY.lock();
+                reg.tag_set = None;
+                reg.wq = None;
                 return Err(e);
             }
         };
@@ -375,7 +388,10 @@ impl kernel::Module for RustLoop {
             Err(e) => {
                 pr_err!("block major 7 is taken: is loop.ko loaded? (rmmod loop)\n");
                 drop(control);
-                REGISTRY.lock().tag_set = None;
+                let mut reg = REGISTRY.lock();
+                reg.tag_set = None;
+                reg.wq = None;
+                drop(reg);
                 return Err(if e == EBUSY { EBUSY } else { EIO });
             }
         };
@@ -409,7 +425,9 @@ impl Drop for RustLoop {
                 None => break,
             }
         }
-        REGISTRY.lock().tag_set = None;
+        let mut reg = REGISTRY.lock();
+        reg.tag_set = None;
+        reg.wq = None;
     }
 }
 

@@ -102,7 +102,7 @@ pub(crate) struct Worker {
     batch: Mutex<KVec<Pending>>,
     #[pin]
     work: Work<Worker>,
-    wq: OwnedQueue,
+    wq: Arc<OwnedQueue>,
 }
 
 impl_has_work! {
@@ -110,10 +110,9 @@ impl_has_work! {
 }
 
 impl Worker {
-    /// A worker for device `number` that can hold `depth` requests without
-    /// allocating.
-    pub(crate) fn new(number: u32, depth: usize) -> Result<Arc<Self>> {
-        let wq = OwnedQueue::new_loop(number)?;
+    /// A worker (on the driver's workqueue `wq`) that can hold `depth` requests
+    /// without allocating.
+    pub(crate) fn new(wq: Arc<OwnedQueue>, depth: usize) -> Result<Arc<Self>> {
         let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
         let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
         Arc::pin_init(
@@ -128,12 +127,12 @@ impl Worker {
         )
     }
 
-    /// Waits for the work function to return. Detach calls this (with the queue
-    /// frozen) before it drops its reference, so that the last reference to the
-    /// worker is never dropped inside the worker itself: that would destroy the
-    /// workqueue from one of its own work items and wait forever.
+    /// Waits for this device's work function to return (only this device's:
+    /// other devices' work, which may be I/O stacked on this one, is not waited
+    /// for). Detach calls this with the queue frozen, so that nothing of the device
+    /// runs after its backing file is released.
     pub(crate) fn quiesce(&self) {
-        self.wq.flush();
+        crate::kapi::wq::flush_work(&self.work);
     }
 
     /// No request is waiting for or being processed by the worker.
