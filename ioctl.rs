@@ -59,6 +59,22 @@ struct Config {
     _module: ModuleRef,
 }
 
+impl Config {
+    /// A data-path binding of the current file, offset and worker, with direct
+    /// I/O as given (for changes that keep everything else).
+    fn binding(&self, dio: bool) -> Result<Arc<Binding>> {
+        let b = Binding::new(
+            self.file.clone(),
+            self.offset,
+            self.flags & flags::READ_ONLY != 0,
+            dio,
+            self.worker.clone(),
+            self.remap.clone(),
+        );
+        Ok(Arc::new(b, GFP_KERNEL)?)
+    }
+}
+
 /// Device size in 512-byte sectors (loop.c `lo_calculate_size`): the file's size
 /// less the offset, clamped to `sizelimit`, partial sector dropped.
 pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
@@ -651,17 +667,7 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
         }
         let _ = c.file.fsync();
     }
-    let b = Arc::new(
-        Binding::new(
-            c.file.clone(),
-            c.offset,
-            c.flags & flags::READ_ONLY != 0,
-            on,
-            c.worker.clone(),
-            c.remap.clone(),
-        ),
-        GFP_KERNEL,
-    )?;
+    let b = c.binding(on)?;
     let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
     disk.update_limits_frozen(|l| l.set_dma_alignment(dma))?;
     let _frozen = disk.freeze();
@@ -705,15 +711,7 @@ fn set_block_size(
     c.block_size = bs;
     if dio && !can_use_dio(&c.file, c.offset, bs) {
         c.flags &= !flags::DIRECT_IO;
-        let b = Binding::new(
-            c.file.clone(),
-            c.offset,
-            c.flags & flags::READ_ONLY != 0,
-            false,
-            c.worker.clone(),
-            c.remap.clone(),
-        );
-        let b = Arc::new(b, GFP_KERNEL)?;
+        let b = c.binding(false)?;
         let _frozen = disk.freeze();
         *dev.io.lock() = Some(b);
     }

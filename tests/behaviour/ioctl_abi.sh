@@ -9,6 +9,14 @@ free_dev() {
 	echo "/dev/loop${r#OK }"
 }
 
+# bound_dev IMG: a free device bound read-write to IMG (LOOP_SET_FD must succeed).
+bound_dev() {
+	local d
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$1" >&2
+	echo "$d"
+}
+
 test_set_fd_bad_fd_is_ebadf() {
 	local d
 	d=$(free_dev)
@@ -18,8 +26,7 @@ test_set_fd_bad_fd_is_ebadf() {
 test_set_fd_on_bound_device_is_ebusy() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_errno EBUSY set-fd "$d" "$img"
 }
 
@@ -121,8 +128,7 @@ test_unbound_device_ioctls_are_enxio() {
 test_get_status64_null_is_einval() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_errno EINVAL null "$d" 0x4C05
 	expect_errno EINVAL null "$d" 0x4C03
 }
@@ -130,8 +136,7 @@ test_get_status64_null_is_einval() {
 test_get_status64_reports_file_identity() {
 	local img d out
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	out=$("$LOOPCTL" get-status64 "$d")
 	echo "$out" | grep -q " inode=$(stat -c %i "$img") " || fail "$out vs inode $(stat -c %i "$img")"
 	echo "$out" | grep -q "number=${d#/dev/loop} " || fail "$out"
@@ -146,8 +151,7 @@ test_unknown_device_ioctl_is_einval() {
 test_set_status64_rejects_encryption() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_errno EINVAL set-status64 "$d" 0 0 0 name 1
 	expect_errno EINVAL set-status64 "$d" 0 0 0 name 0 33
 }
@@ -155,8 +159,7 @@ test_set_status64_rejects_encryption() {
 test_set_status64_flags_semantics() {
 	local img d out
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	# Keep it open: with AUTOCLEAR set, the last close would detach it.
 	"$LOOPCTL" hold "$d" 3 &
 	sleep 0.3
@@ -173,8 +176,7 @@ test_set_status64_flags_semantics() {
 test_set_status64_offset_resizes() {
 	local img d
 	img=$(mkimg a.img 4M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_ok set-status64 "$d" 0 1048576 0
 	assert_eq size 6144 "$(sysblk "$d" size)"
 }
@@ -182,8 +184,7 @@ test_set_status64_offset_resizes() {
 test_legacy_set_and_get_status() {
 	local img d out
 	img=$(mkimg a.img 4M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_ok set-status "$d" 8 512
 	out=$("$LOOPCTL" get-status "$d")
 	echo "$out" | grep -q "offset=512 flags=8 " || fail "$out"
@@ -222,8 +223,7 @@ test_change_fd_other_size_is_einval() {
 test_set_block_size_validation() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_errno EINVAL set-bs "$d" 1000
 	expect_errno EINVAL set-bs "$d" 256
 	expect_ok set-bs "$d" 2048
@@ -233,8 +233,7 @@ test_set_block_size_validation() {
 test_set_dio_impossible_on_tmpfs_or_ok() {
 	local img d r
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	r=$("$LOOPCTL" set-dio "$d" 1)
 	case "$r" in
 	OK*) assert_eq dio 1 "$(sysblk "$d" loop/dio)" ;;
@@ -246,8 +245,7 @@ test_set_dio_impossible_on_tmpfs_or_ok() {
 test_clr_fd_twice_is_enxio() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	expect_ok clr-fd "$d"
 	expect_errno ENXIO clr-fd "$d"
 }
@@ -300,8 +298,7 @@ test_open_of_missing_node_creates_device() {
 test_status_change_needs_write_or_cap_sys_admin() {
 	local img d
 	img=$(mkimg a.img 1M)
-	d=$(free_dev)
-	expect_ok set-fd "$d" "$img"
+	d=$(bound_dev "$img")
 	chmod 666 "$d"
 	# Unprivileged, read-only open: EPERM before anything is read.
 	assert_eq unprivileged EPERM "$(setpriv --reuid 65534 --regid 65534 --clear-groups "$LOOPCTL" ro-open "$d" 0x4C04 0)"
