@@ -5,6 +5,8 @@
 #                 set up and built on first use under ~/.cache/rust_loop)
 #   make run      boot the test kernel in QEMU with rust_loop loaded and show it working
 #   make check    the whole test suite in QEMU; last line "N passed, N failed"
+#   make check-debug  the same suite on a debug kernel (KASAN, lockdep, kmemleak, ...)
+#                 with a 10-minute stress test and GiBs of fio verify
 #   make bench    benchmark vs loop.ko, dm-linear, ublk, raw device (QUICK=1: tiny)
 #   make kdir     print the kernel build tree in use
 #   make clippy   build with CLIPPY=1;  make fmt / make fmt-check: rustfmt
@@ -29,7 +31,7 @@ endif
 
 KMAKE = $(MAKE) -C $(BUILD_KDIR) M=$(ROOT) LLVM=$(LLVM) RUST_LIB_SRC=$(RUST_LIB_SRC)
 
-.PHONY: all modules kernel setup kdir run check bench clippy fmt fmt-check clean
+.PHONY: all modules kernel setup kdir run check check-debug bench clippy fmt fmt-check clean
 
 all: modules
 
@@ -50,6 +52,12 @@ run: modules
 
 check: modules
 	$(ROOT)/scripts/check.sh
+
+# The debug kernel is a second cached tree; rust_loop.ko is rebuilt against it (and
+# back against the test kernel by the next plain `make`).
+check-debug:
+	+DEBUG=1 $(MAKE) -C $(ROOT) modules
+	DEBUG=1 $(ROOT)/scripts/check.sh
 
 bench: modules
 	QUICK=$(QUICK) $(ROOT)/scripts/bench.sh

@@ -13,7 +13,7 @@ use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
-    cmd, flags, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE, LO_NAME_SIZE,
+    cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE, LO_NAME_SIZE,
 };
 use crate::kapi::{capable_sys_admin, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};
@@ -142,6 +142,41 @@ pub(crate) fn info_to_old(i: &LoopInfo64) -> Result<LoopInfo> {
     })
 }
 
+/// A 32-bit caller's `compat_loop_info` to `loop_info64` (`loop_info64_from_compat`:
+/// unlike the native legacy call, the key size is not carried over).
+pub(crate) fn info_from_compat(old: &CompatLoopInfo) -> LoopInfo64 {
+    let mut i = LoopInfo64::zeroed();
+    i.lo_number = old.lo_number as u32;
+    i.lo_device = old.lo_device.into();
+    i.lo_inode = old.lo_inode.into();
+    i.lo_rdevice = old.lo_rdevice.into();
+    i.lo_offset = i64::from(old.lo_offset) as u64;
+    i.lo_flags = old.lo_flags as u32;
+    i.lo_file_name = old.lo_name;
+    i
+}
+
+/// `loop_info64` to a 32-bit caller's `compat_loop_info` (`loop_info64_to_compat`):
+/// EOVERFLOW when the device numbers, inode or offset do not fit.
+pub(crate) fn info_to_compat(i: &LoopInfo64) -> Result<CompatLoopInfo> {
+    Ok(CompatLoopInfo {
+        lo_number: i.lo_number as i32,
+        lo_device: u16::try_from(i.lo_device).map_err(|_| EOVERFLOW)?,
+        pad0: 0,
+        lo_inode: u32::try_from(i.lo_inode).map_err(|_| EOVERFLOW)?,
+        lo_rdevice: u16::try_from(i.lo_rdevice).map_err(|_| EOVERFLOW)?,
+        pad1: 0,
+        lo_offset: i32::try_from(i.lo_offset).map_err(|_| EOVERFLOW)?,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: i.lo_flags as i32,
+        lo_name: i.lo_file_name,
+        lo_encrypt_key: [0; LO_KEY_SIZE],
+        lo_init: [0; 2],
+        reserved: [0; 4],
+    })
+}
+
 fn read_user<T: kernel::transmute::FromBytes>(arg: usize) -> Result<T> {
     UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
         .reader()
@@ -165,9 +200,9 @@ pub(crate) fn control(cmd: u32, arg: usize) -> Result<isize> {
     }
 }
 
-/// `/dev/loopN` ioctls. `compat` calls have the same layout on x86-64 except the
-/// legacy `loop_info`, which 32-bit callers lay out differently (not supported:
-/// ENOTTY, which util-linux never needs since it uses the 64-bit calls).
+/// `/dev/loopN` ioctls. `compat` calls (32-bit callers, `lo_compat_ioctl`) have the
+/// same layout on x86-64 except the legacy `loop_info`, which is converted from and to
+/// `compat_loop_info`; a number the compat entry does not know is ENOTTY there.
 pub(crate) fn device(
     dev: &LoopDevice,
     disk: &Disk<LoopDevice>,
@@ -201,12 +236,25 @@ pub(crate) fn device(
         }
         cmd::LOOP_CHANGE_FD => change_fd(dev, disk, arg as u32),
         cmd::LOOP_CLR_FD => clr_fd(dev, disk),
-        cmd::LOOP_SET_STATUS if !compat => {
+        cmd::LOOP_SET_STATUS if compat => {
+            may_write()?;
+            let old: CompatLoopInfo = read_user(arg)?;
+            set_status(dev, disk, &info_from_compat(&old), true)
+        }
+        cmd::LOOP_GET_STATUS if compat => {
+            if arg == 0 {
+                return Err(EINVAL);
+            }
+            let i = get_status(dev)?;
+            write_user(arg, &info_to_compat(&i)?)?;
+            Ok(0)
+        }
+        cmd::LOOP_SET_STATUS => {
             may_write()?;
             let old: LoopInfo = read_user(arg)?;
             set_status(dev, disk, &info_from_old(&old), true)
         }
-        cmd::LOOP_GET_STATUS if !compat => {
+        cmd::LOOP_GET_STATUS => {
             if arg == 0 {
                 return Err(EINVAL);
             }
@@ -239,7 +287,8 @@ pub(crate) fn device(
             may_write()?;
             set_block_size(dev, disk, bdev, mode, arg)
         }
-        cmd::LOOP_SET_STATUS | cmd::LOOP_GET_STATUS => Err(ENOTTY),
+        // `lo_compat_ioctl` answers -ENOIOCTLCMD for the rest, without locking.
+        _ if compat => Err(ENOTTY),
         _ => {
             // loop.c takes lo_mutex and answers EINVAL (not ENOTTY).
             let _st = dev.state.lock();
@@ -391,11 +440,17 @@ fn configure(
     } else {
         Some(bdev.prepare_claim()?)
     };
+    // loop.c answers EBUSY before it looks at the file. The walk takes other devices'
+    // state locks and the registry, so it runs without ours (lock order); VALIDATE
+    // keeps every binding in place meanwhile, and the phase is checked again after.
+    if dev.state.lock().phase != Phase::Unbound {
+        return Err(EBUSY);
+    }
+    validate_file(dev, &file)?;
     let mut st = dev.state.lock();
     if st.phase != Phase::Unbound {
         return Err(EBUSY);
     }
-    validate_file(dev, &file)?;
     let info = &c.info;
     if info.lo_flags & !flags::CONFIGURE_SETTABLE != 0 {
         return Err(EINVAL);
@@ -722,15 +777,17 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     let file = BackingFile::from_fd(fd)?;
     check_backing_file(&file)?;
     let _validate = crate::validate_lock();
-    let mut st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    let c = st.cfg.as_mut().ok_or(ENXIO)?;
-    if c.flags & flags::READ_ONLY == 0 {
-        return Err(EINVAL);
-    }
+    let bound_ro = |st: &State| match (&st.phase, &st.cfg) {
+        (Phase::Bound, Some(c)) if c.flags & flags::READ_ONLY != 0 => Ok(()),
+        (Phase::Bound, Some(_)) => Err(EINVAL),
+        _ => Err(ENXIO),
+    };
+    // As in `configure`: the walk runs without our state lock, checked again after.
+    bound_ro(&dev.state.lock())?;
     validate_file(dev, &file)?;
+    let mut st = dev.state.lock();
+    bound_ro(&st)?;
+    let c = st.cfg.as_mut().ok_or(ENXIO)?;
     // Same size in bytes (loop.ko compares 512-byte sectors: 1 MiB and 1 MiB + 100
     // bytes pass there; a size change is refused here).
     if size_sectors(file.size(), c.offset, c.sizelimit)

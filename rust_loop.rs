@@ -156,6 +156,9 @@ pub(crate) struct Registry {
     tag_set: Option<TagSet<LoopDevice>>,
     wq: Option<Arc<kapi::wq::OwnedQueue>>,
     slots: KVec<Slot>,
+    /// Numbers whose disk is being deleted (`LOOP_CTL_REMOVE` in progress): taken
+    /// until `del_gendisk` is done, or a new `loopN` would collide in sysfs.
+    removing: KVec<u32>,
     part_shift: u32,
 }
 
@@ -165,6 +168,7 @@ global_lock! {
         tag_set: None,
         wq: None,
         slots: KVec::new(),
+        removing: KVec::new(),
         part_shift: 0,
     };
 }
@@ -186,14 +190,15 @@ impl Registry {
 
     /// Adds device `n`, or the lowest free number if `n` is `None`.
     fn add(&mut self, n: Option<u32>) -> Result<u32> {
+        let taken = |i: u32| self.find(i).is_some() || self.removing.contains(&i);
         let n = match n {
             Some(n) => {
-                if self.find(n).is_some() {
+                if taken(n) {
                     return Err(EEXIST);
                 }
                 n
             }
-            None => (0..).find(|i| self.find(*i).is_none()).ok_or(ENOSPC)?,
+            None => (0..).find(|i| !taken(*i)).ok_or(ENOSPC)?,
         };
         let first_minor = n.checked_shl(self.part_shift).ok_or(EINVAL)?;
         if first_minor >= (1 << MINORBITS) || (first_minor >> self.part_shift) != n {
@@ -241,6 +246,7 @@ pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
         .iter()
         .position(|s| s.dev.number == n)
         .ok_or(ENODEV)?;
+    reg.removing.reserve(1, GFP_KERNEL)?;
     {
         let slot = &reg.slots[idx];
         let mut st = slot.dev.state.lock();
@@ -250,8 +256,11 @@ pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
         st.phase = Phase::Deleting;
     }
     let slot = reg.slots.remove(idx).map_err(|_| ENODEV)?;
+    // Cannot fail: reserved above.
+    let _ = reg.removing.push_within_capacity(n);
     drop(reg);
     slot.disk.remove();
+    REGISTRY.lock().removing.retain(|i| *i != n);
     Ok(0)
 }
 

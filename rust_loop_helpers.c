@@ -12,6 +12,9 @@
 #include <uapi/linux/magic.h>
 #include <linux/uio.h>
 #include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/swap.h>
+#include <linux/xarray.h>
 #include "rust_loop_helpers.h"
 
 unsigned int rust_loop_disk_openers(struct gendisk *disk)
@@ -127,9 +130,57 @@ bool rust_loop_file_nowait(struct file *file)
 	return file->f_mode & FMODE_NOWAIT;
 }
 
+/* current->plug, taken away for the duration of ->queue_rq and put back after. */
+struct blk_plug *rust_loop_plug_take(void)
+{
+	struct blk_plug *plug = current->plug;
+
+	current->plug = NULL;
+	return plug;
+}
+
+void rust_loop_plug_restore(struct blk_plug *plug)
+{
+	current->plug = plug;
+}
+
+/*
+ * A regular file on tmpfs/shmem. Not a device node that merely lives on devtmpfs:
+ * the mapping must be shmem's own.
+ */
 bool rust_loop_file_is_shmem(struct file *file)
 {
-	return file_inode(file)->i_sb->s_magic == TMPFS_MAGIC;
+	return S_ISREG(file_inode(file)->i_mode) && shmem_mapping(file->f_mapping);
+}
+
+/*
+ * Whether a buffered read of [pos, pos + len) of a shmem file can only copy from
+ * memory: no free swap slot exists (so nothing can be swapped out right now; with
+ * CONFIG_SWAP=n this is always so) and no page of the range is swapped out (a swap
+ * entry is an xarray value entry). A swap-in from within ->queue_rq would wait for
+ * a bio that the block layer only submits after ->queue_rq returns.
+ */
+bool rust_loop_shmem_resident(struct file *file, loff_t pos, size_t len)
+{
+	struct address_space *mapping = file->f_mapping;
+	XA_STATE(xas, &mapping->i_pages, pos >> PAGE_SHIFT);
+	pgoff_t last = (pos + len - 1) >> PAGE_SHIFT;
+	bool resident = true;
+	void *entry;
+
+	if (get_nr_swap_pages() > 0)
+		return false;
+	rcu_read_lock();
+	xas_for_each(&xas, entry, last) {
+		if (xas_retry(&xas, entry))
+			continue;
+		if (xa_is_value(entry)) {
+			resident = false;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return resident;
 }
 
 bool rust_loop_file_is_odirect(struct file *file)

@@ -236,9 +236,18 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         return;
     }
     let mut done = 0;
-    if let (Op::Read, false, Some(flags), true) =
-        (op, b.dio, b.inline_read, alone && b.worker.idle())
-    {
+    // A blocking read here would be a deadlock if it waited for I/O: bios submitted
+    // from ->queue_rq only go out after it returns. So inline reads are either
+    // IOCB_NOWAIT or from shmem pages that are all in memory.
+    let inline_read = match (op, b.dio, b.inline_read, alone && b.worker.idle()) {
+        (Op::Read, false, Some(flags), true)
+            if flags != 0 || b.file.shmem_resident(rq.pos() + b.offset, rq.len() as usize) =>
+        {
+            Some(flags)
+        }
+        _ => None,
+    };
+    if let Some(flags) = inline_read {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {
                 dev.stats.inline.fetch_add(1, Ordering::Relaxed);
@@ -403,7 +412,7 @@ fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usi
             }
             Ok(())
         }
-        Op::Write => write_all(dev, b, rq).map_err(|e| if e == ENOSPC { e } else { io_error(e) }),
+        Op::Write => write_all(dev, b, rq).map_err(io_error),
         Op::Flush => b.file.fsync().map_err(|_| EIO),
         Op::Discard => fallocate(rq, b, falloc::PUNCH_HOLE, &b.discard_off),
         Op::WriteZeroes => {
@@ -417,11 +426,15 @@ fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usi
     }
 }
 
+/// The status a backing file's error ends a request with: its own errno, turned into
+/// a `blk_status_t` by `errno_to_blk_status` (ENOSPC, ENOMEM, EOPNOTSUPP, ... keep
+/// their meaning, anything unknown is EIO), as loop.c's `lo_complete_rq` does. Only a
+/// stray EAGAIN, which means "would block" to a NOWAIT caller, becomes EIO.
 fn io_error(e: Error) -> Error {
-    if e == EOPNOTSUPP {
-        e
-    } else {
+    if e == EAGAIN {
         EIO
+    } else {
+        e
     }
 }
 

@@ -600,6 +600,12 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     unsafe { bindings::blk_mq_start_request(rq) };
     // SAFETY: `queuedata` is the `Arc<T>` foreign pointer, alive while the queue is.
     let data: &T = unsafe { &*(*(*hctx).queue).queuedata.cast::<T>() };
+    // `->queue_rq` may run from a plug flush (`blk_mq_flush_plug_list` walking
+    // `current->plug`). I/O the driver submits inline (remapped clones, a backing
+    // file's direct I/O) must not be added to that plug while it is being flushed:
+    // with no plug, it is issued directly or plugged by its submitter's own plug.
+    // SAFETY: Only the current task's own plug pointer is read and cleared.
+    let plug = unsafe { rust_loop_plug_take() };
     // INVARIANT: started above, ended by the driver.
     T::queue_rq(
         data,
@@ -609,6 +615,9 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
         },
         last,
     );
+    // SAFETY: Puts back the pointer taken above, in the same task; the plug lives in
+    // the frame that is flushing it, below this one.
+    unsafe { rust_loop_plug_restore(plug) };
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 

@@ -148,11 +148,22 @@ impl BackingFile {
         unsafe { rust_loop_file_nowait(self.raw()) }
     }
 
-    /// Lives on tmpfs/shmem: its page cache is the data, so a buffered read only
-    /// blocks if the page was swapped out (shmem has no `FMODE_NOWAIT`).
+    /// A regular file on tmpfs/shmem: its page cache is the data, so a buffered read
+    /// only blocks if a page was swapped out (shmem has no `FMODE_NOWAIT`).
     pub(crate) fn is_shmem(&self) -> bool {
         // SAFETY: The file is open.
         unsafe { rust_loop_file_is_shmem(self.raw()) }
+    }
+
+    /// For a shmem file: no byte of `[pos, pos + len)` needs a swap-in to be read,
+    /// and no swap-out can start (no free swap slot).
+    pub(crate) fn shmem_resident(&self, pos: u64, len: usize) -> bool {
+        let Ok(pos) = bindings::loff_t::try_from(pos) else {
+            return false;
+        };
+        // SAFETY: The file is open; the helper only reads its page-cache index
+        // under RCU.
+        unsafe { rust_loop_shmem_resident(self.raw(), pos, len) }
     }
 
     /// Was opened with `O_DIRECT`.

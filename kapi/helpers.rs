@@ -37,6 +37,13 @@ extern "C" {
     pub(super) fn rust_loop_file_can_direct(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_nowait(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_is_shmem(file: *mut bindings::file) -> bool;
+    pub(super) fn rust_loop_plug_take() -> *mut bindings::blk_plug;
+    pub(super) fn rust_loop_plug_restore(plug: *mut bindings::blk_plug);
+    pub(super) fn rust_loop_shmem_resident(
+        file: *mut bindings::file,
+        pos: bindings::loff_t,
+        len: usize,
+    ) -> bool;
     pub(super) fn rust_loop_file_is_odirect(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_has_rw(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_has_read(file: *mut bindings::file) -> bool;

@@ -104,6 +104,12 @@ const _: () = {
     assert!(size_of::<LoopInfo>() == 168);
     assert!(offset_of!(LoopInfo, lo_offset) == 32);
     assert!(offset_of!(LoopInfo, lo_name) == 48);
+    // `struct compat_loop_info` (loop.c 1604-1617) as a 32-bit x86 caller lays it out.
+    assert!(size_of::<CompatLoopInfo>() == 140);
+    assert!(offset_of!(CompatLoopInfo, lo_inode) == 8);
+    assert!(offset_of!(CompatLoopInfo, lo_offset) == 16);
+    assert!(offset_of!(CompatLoopInfo, lo_name) == 32);
+    assert!(offset_of!(CompatLoopInfo, lo_init) == 128);
 };
 
 impl LoopInfo64 {
@@ -159,3 +165,30 @@ pub(crate) struct LoopInfo {
 unsafe impl FromBytes for LoopInfo {}
 // SAFETY: No implicit padding: every byte belongs to a field.
 unsafe impl AsBytes for LoopInfo {}
+
+/// `struct compat_loop_info`: the legacy `loop_info` of a 32-bit caller
+/// (`compat_dev_t` is 16-bit and `compat_ulong_t` 32-bit on x86), with the padding
+/// that i386 alignment puts after each 16-bit field made explicit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CompatLoopInfo {
+    pub(crate) lo_number: i32,
+    pub(crate) lo_device: u16,
+    pub(crate) pad0: u16,
+    pub(crate) lo_inode: u32,
+    pub(crate) lo_rdevice: u16,
+    pub(crate) pad1: u16,
+    pub(crate) lo_offset: i32,
+    pub(crate) lo_encrypt_type: i32,
+    pub(crate) lo_encrypt_key_size: i32,
+    pub(crate) lo_flags: i32,
+    pub(crate) lo_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE],
+    pub(crate) lo_init: [u32; 2],
+    pub(crate) reserved: [u8; 4],
+}
+
+// SAFETY: Plain integers and byte arrays: every bit pattern is valid.
+unsafe impl FromBytes for CompatLoopInfo {}
+// SAFETY: No implicit padding: every byte belongs to a field (size asserted above).
+unsafe impl AsBytes for CompatLoopInfo {}

@@ -20,10 +20,10 @@ MK=(make -C "$KSRC" O="$B" LLVM="$RL_LLVM" RUST_LIB_SRC="$(RL_RUST_LIB_SRC)")
 start=$(date +%s)
 stage() { log "[$(($(date +%s) - start))s] $*"; }
 
-stage "configuring $KSRC into $B (tinyconfig + kernel/rust_loop.config)"
+stage "configuring $KSRC into $B (tinyconfig + ${RL_FRAGMENTS[*]##*/})"
 "${MK[@]}" rustavailable >>"$LOGF" 2>&1 || { tail -20 "$LOGF"; die "Rust is not available for this kernel build (see $LOGF)"; }
 "${MK[@]}" tinyconfig >>"$LOGF" 2>&1
-"$KSRC"/scripts/kconfig/merge_config.sh -m -O "$B" "$B/.config" "$RL_FRAGMENT" >>"$LOGF" 2>&1
+"$KSRC"/scripts/kconfig/merge_config.sh -m -O "$B" "$B/.config" "${RL_FRAGMENTS[@]}" >>"$LOGF" 2>&1
 "${MK[@]}" olddefconfig >>"$LOGF" 2>&1
 # Every option asked for must have survived olddefconfig (a missing dependency drops
 # options silently otherwise).
@@ -31,7 +31,7 @@ bad=0
 while IFS= read -r line; do
 	case "$line" in CONFIG_*) ;; *) continue ;; esac
 	grep -qx "$line" "$B/.config" || { log "config: $line did not stick"; bad=1; }
-done <"$RL_FRAGMENT"
+done < <(cat "${RL_FRAGMENTS[@]}")
 [ $bad = 0 ] || die "kernel config incomplete (see above)"
 
 stage "building bzImage and modules with -j$(($(nproc) + 1)) (6-15 min on 2 cores; log: $LOGF)"

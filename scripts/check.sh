@@ -2,15 +2,39 @@
 # `make check`: boot the test guest, print every KTAP result, and end with the
 # totals line "N passed, N failed" (skips and expected failures counted apart).
 # Exit status non-zero on any failure or on a guest that did not finish.
+#   DEBUG=1         the same suite on the debug kernel (KASAN, lockdep, kmemleak, ...)
+#                   with the long reliability settings; no benchmark
+#   RL_STRESS_SECS  stress test duration (60; debug 600)
+#   RL_VERIFY_MB    fio verify volume per backing kind (64; debug 1024)
+#   SKIP_BENCH=1, SKIP_CRASH=1 leave those parts out
+#   RL_ONLY=a.sh,b.sh  only these test files (paths under tests/), on both drivers
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-out=${RL_OUT:-$RL_ROOT/.out/check}
+out=${RL_OUT:-$RL_ROOT/.out/check$RL_FLAVOUR}
 rm -rf "$out"
 mkdir -p "$out"
+if [ "${DEBUG:-0}" = 1 ]; then
+	export RL_STRESS_SECS=${RL_STRESS_SECS:-600} RL_VERIFY_MB=${RL_VERIFY_MB:-1024}
+	export GUEST_TIMEOUT=${GUEST_TIMEOUT:-5400}
+	SKIP_BENCH=${SKIP_BENCH:-1}
+else
+	export RL_STRESS_SECS=${RL_STRESS_SECS:-60} RL_VERIFY_MB=${RL_VERIFY_MB:-64}
+fi
+log "kernel: $(RL_KBUILD)"
 grc=0
-"$RL_ROOT/scripts/guest.sh" check "$out" || grc=$?
+if [ -n "${RL_ONLY:-}" ]; then
+	SKIP_BENCH=1 SKIP_CRASH=1
+	"$RL_ROOT/scripts/guest.sh" subset "$out" || grc=$?
+else
+	"$RL_ROOT/scripts/guest.sh" check "$out" || grc=$?
+fi
 r=$out/results.ktap
 tr -d '\r' <"$r" >"$r.clean"
+# Crash consistency: two more boots over one disk image, QEMU killed in between.
+if [ "${SKIP_CRASH:-0}" != 1 ]; then
+	"$RL_ROOT/scripts/crash.sh" "$out" >>"$r.clean" 2>"$out/crash.log" ||
+		printf 'KTAP version 1\n# suite: crash\n1..1\nnot ok 1 crash_test_ran\n' >>"$r.clean"
+fi
 # The benchmark in QUICK mode (every path, tiny sizes) so it cannot rot silently.
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
 	QUICK=1 KTAP=1 "$RL_ROOT/scripts/bench.sh" >"$out/bench-quick.log" 2>&1 || true
@@ -34,6 +58,18 @@ if [ "$done_line" = 0 ]; then
 	tail -30 "$out/console.log" | sed 's/^/#   /'
 	failed=$((failed + 1))
 fi
+# Reliability summary, from the suites' diagnostic lines.
+sum() { grep -E "$1" "$r.clean" | grep -oE "$2" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
+ops=$(sum '^# stress ' 'ops=[0-9]+')
+okops=$(sum '^# stress ' ' ok=[0-9]+')
+vmib=$(sum '^# verified .*rust_loop' '[0-9]+ MiB written')
+vmib2=$(sum '^# verified .*rust_loop' 'then [0-9]+ MiB')
+faults=$(sum '^# (failslab|fail_page_alloc) .*rust_loop' '[0-9]+ sites failed')
+iofaults=$(sum '^# (failslab|fail_page_alloc) on the I/O task.*rust_loop' '(EIO|ENOMEM|ENOSPC)=[0-9]+')
+reports=$(grep -E '^not ok [0-9]+ no_(kernel_splat|leaks)_after' "$r.clean" | wc -l)
+echo "# reliability ($( [ "${DEBUG:-0}" = 1 ] && echo debug kernel || echo test kernel)): stress ${RL_STRESS_SECS}s, $ops ops ($okops succeeded);" \
+	"fio verify $(awk -v m=$((vmib + vmib2)) 'BEGIN {printf "%.2f", m / 1024}') GiB, 0 bad blocks unless a verify test failed;" \
+	"faults injected: $faults attach-path sites one by one, $iofaults failed I/Os; kernel reports: $reports"
 echo "# $skip skipped, $xfail expected failures of loop.ko (documented bugs rust_loop fixes)"
 echo "$pass passed, $failed failed"
 [ "$failed" = 0 ]

@@ -4,7 +4,14 @@ RL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KVER=${KVER:-7.3}
 RL_CACHE=${RL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust_loop}
 RL_LLVM=${RL_LLVM:--19}
-RL_FRAGMENT=$RL_ROOT/kernel/rust_loop.config
+# Kernel config fragments merged on top of tinyconfig; DEBUG=1 adds the debug kernel's
+# (KASAN, lockdep, kmemleak, ...), a separate cached build tree.
+RL_FRAGMENTS=("$RL_ROOT/kernel/rust_loop.config")
+RL_FLAVOUR=
+if [ "${DEBUG:-0}" = 1 ]; then
+	RL_FRAGMENTS+=("$RL_ROOT/kernel/debug.config")
+	RL_FLAVOUR=-debug
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
@@ -21,7 +28,9 @@ RL_KSRC() { ls -d "$RL_CACHE"/src/linux-source-"$KVER" 2>/dev/null | head -1; }
 # Build tree key: kernel package version + fragment + toolchain.
 RL_KBUILD() {
 	local pkgver key
+	# RL_KBUILD_DIR: use that (already built) tree as is; for development.
+	[ -n "${RL_KBUILD_DIR:-}" ] && { echo "$RL_KBUILD_DIR"; return; }
 	pkgver=$(cat "$RL_CACHE/src/linux-source-$KVER.version" 2>/dev/null || echo unknown)
-	key=$( { echo "$pkgver"; cat "$RL_FRAGMENT"; rustc --version; "clang$RL_LLVM" --version | head -1; } | sha256sum | cut -c1-12)
-	echo "$RL_CACHE/build/linux-$pkgver-$key"
+	key=$( { echo "$pkgver"; cat "${RL_FRAGMENTS[@]}"; rustc --version; "clang$RL_LLVM" --version | head -1; } | sha256sum | cut -c1-12)
+	echo "$RL_CACHE/build/linux-$pkgver$RL_FLAVOUR-$key"
 }

@@ -19,7 +19,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 "$RL_ROOT/scripts/mkinitramfs.sh" "$stage/base.cpio"
 mkdir -p "$stage/root/tests/ko" "$stage/root/tests/bin"
-cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour} "$stage/root/tests/"
+cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour,reliability} "$stage/root/tests/"
 cp "$RL_ROOT/tests/guest/init" "$stage/root/init"
 cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" \
 	"$B/drivers/md/dm-mod.ko" "$B/drivers/block/ublk_drv.ko" "$stage/root/tests/ko/"
@@ -31,7 +31,12 @@ if command -v rublk >/dev/null; then
 		[ -e "$stage/root$l" ] || { mkdir -p "$stage/root$(dirname "$l")"; cp -L "$l" "$stage/root$l"; }
 	done
 fi
-gcc -static -O2 -Wall -o "$stage/root/tests/bin/loopctl" "$RL_ROOT/tests/tools/loopctl.c"
+for t in loopctl stress; do
+	gcc -static -O2 -Wall -o "$stage/root/tests/bin/$t" "$RL_ROOT/tests/tools/$t.c"
+done
+# The same loopctl as a 32-bit program, for the compat ioctl entry (gcc-multilib).
+gcc -m32 -static -O2 -Wall -o "$stage/root/tests/bin/loopctl32" "$RL_ROOT/tests/tools/loopctl.c" 2>/dev/null ||
+	log "warning: no 32-bit loopctl (gcc-multilib missing?): the compat tests will skip"
 (cd "$stage/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$stage/overlay.cpio"
 cat "$stage/base.cpio" "$stage/overlay.cpio" >"$stage/initrd.cpio"
 
@@ -43,9 +48,17 @@ append="console=ttyS0 panic=-1 rl.mode=$mode rl.quick=${QUICK:-0}"
 [ -n "${BENCH_BACKINGS:-}" ] && append="$append rl.bb=$BENCH_BACKINGS"
 [ -n "${BENCH_RUNTIME:-}" ] && append="$append rl.rt=$BENCH_RUNTIME"
 [ -n "${BENCH_ROUNDS:-}" ] && append="$append rl.rounds=$BENCH_ROUNDS"
-# A virtio disk: a backing store for the benchmark and tests.
-truncate -s 512M "$stage/vdisk.img"
-qemu+=(-drive "file=$stage/vdisk.img,if=virtio,format=raw,cache=writeback")
+[ -n "${RL_STRESS_SECS:-}" ] && append="$append rl.stress=$RL_STRESS_SECS"
+[ -n "${RL_VERIFY_MB:-}" ] && append="$append rl.verify=$RL_VERIFY_MB"
+[ -n "${RL_ONLY:-}" ] && append="$append rl.only=$RL_ONLY"
+[ -n "${RL_LOGLEVEL:-}" ] && append="$append rl.loglevel=$RL_LOGLEVEL"
+[ -n "${RL_TESTS:-}" ] && append="$append rl.tests=$RL_TESTS"
+[ -n "${RL_SYNCED:-}" ] && append="$append rl.synced=$RL_SYNCED"
+# A virtio disk: a backing store for the benchmark and tests; VDISK names a disk
+# image that outlives the boot (the crash test boots twice over the same one).
+vdisk=${VDISK:-$stage/vdisk.img}
+[ -e "$vdisk" ] || truncate -s 512M "$vdisk"
+qemu+=(-drive "file=$vdisk,if=virtio,format=raw,cache=writeback" -pidfile "$out/qemu.pid")
 case "$mode" in
 run)
 	if [ -t 0 ]; then

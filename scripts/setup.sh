@@ -45,7 +45,7 @@ fi
 # --- packages
 PKGS="clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison libelf-dev libssl-dev cpio
 busybox-static fio e2fsprogs util-linux fdisk kmod dmsetup xz-utils make gcc libc6-dev
-python3 file"
+python3 file gcc-multilib"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -3,30 +3,7 @@
 # Block-device backing: bios remapped onto the backing device (rust_loop), the
 # backing device's queue limits inherited, data at the right place both ways.
 . /tests/lib/ktap.sh
-CFG=/sys/kernel/config/nullb
 STATS=/sys/kernel/debug/rust_loop/stats
-
-# nullb_make NAME BLOCKSIZE MAX_SECTORS DISCARD ROTATIONAL: a 64 MiB memory-backed
-# null_blk with non-default limits, created through configfs.
-nullb_make() {
-	[ -d $CFG ] || skip "no null_blk configfs"
-	local d=$CFG/$1
-	rmdir $d 2>/dev/null || true
-	mkdir $d
-	echo 64 >$d/size
-	echo "$2" >$d/blocksize
-	echo "$3" >$d/max_sectors
-	echo "$4" >$d/discard
-	echo "$5" >$d/rotational
-	echo 1 >$d/memory_backed
-	echo 1 >$d/power
-	[ -b /dev/$1 ] || fail "no /dev/$1"
-}
-nullb_rm() {
-	echo 0 >$CFG/$1/power 2>/dev/null
-	rmdir $CFG/$1 2>/dev/null
-	true
-}
 
 test_queue_limits_are_inherited_from_backing_device() {
 	[ "$LOOP_IMPL" = loop ] && skip "loop.ko does not inherit the backing device's limits (rust_loop feature)"

@@ -62,7 +62,10 @@ ktap_main() {
 	local suite=$1 tests t n=0 rc out tag=""
 	[ "$LOOP_IMPL" = loop ] && tag=" [loop.ko]"
 	mkdir -p "$WORK"
-	tests=$(declare -F | awk '$3 ~ /^test_/ {print $3}')
+	# In the order the file defines them.
+	tests=$(grep -oE '^test_[A-Za-z0-9_]+' "$0")
+	# RL_TESTS (a regular expression) narrows the run, for development.
+	[ -n "${RL_TESTS:-}" ] && tests=$(grep -E "$RL_TESTS" <<<"$tests")
 	echo "KTAP version 1"
 	echo "# suite: $suite$tag"
 	echo "1..$(echo "$tests" | grep -c .)"
@@ -118,3 +121,26 @@ sysblk() { cat "/sys/block/${1#/dev/}/$2"; }
 # The scratch ext4 filesystem (on a memory-backed null_blk) for direct I/O and
 # "filesystem full" tests; main.sh mounts it at /scratch.
 SCRATCH=/scratch
+
+# nullb_make NAME BLOCKSIZE MAX_SECTORS DISCARD ROTATIONAL [SIZE_MB]: a memory-backed
+# null_blk (64 MiB unless told) with non-default limits, created through configfs.
+NULLB_CFG=/sys/kernel/config/nullb
+nullb_make() {
+	[ -d $NULLB_CFG ] || skip "no null_blk configfs"
+	local d=$NULLB_CFG/$1
+	rmdir $d 2>/dev/null || true
+	mkdir $d
+	echo "${6:-64}" >$d/size
+	echo "$2" >$d/blocksize
+	echo "$3" >$d/max_sectors
+	echo "$4" >$d/discard
+	echo "$5" >$d/rotational
+	echo 1 >$d/memory_backed
+	echo 1 >$d/power
+	[ -b /dev/$1 ] || fail "no /dev/$1"
+}
+nullb_rm() {
+	echo 0 >$NULLB_CFG/$1/power 2>/dev/null
+	rmdir $NULLB_CFG/$1 2>/dev/null
+	true
+}

@@ -19,7 +19,19 @@
  *   loopctl uevents SECONDS                 print kernel uevents (ACTION@DEVPATH)
  *   loopctl hold DEV SECONDS                keep DEV open (O_RDONLY) for a while
  *   loopctl ro-open DEV CMD ARG             ioctl on a read-only fd of DEV
+ *   loopctl fault-io DEV COUNT              COUNT 64 KiB direct writes and reads of DEV
+ *                                           with this thread's make-it-fail set (the
+ *                                           fault-injection task filter); prints
+ *                                           "OK ok=N EIO=N ENOMEM=N ENOSPC=N other=N"
+ *   loopctl fsync-write FILE SIZE SEED      create FILE with SIZE bytes made from SEED,
+ *                                           fsync it and its directory, print "OK"
+ *   loopctl check-file FILE SIZE SEED       "OK" if FILE holds exactly that, else BAD
+ *
+ * With LOOPCTL_FAIL_NTH=N in the environment, the Nth fault-injection site reached
+ * by the ioctl itself fails (/proc/thread-self/fail-nth, failslab/fail_page_alloc),
+ * and a second line says "FAULT injected" or "FAULT unused" (fewer than N sites).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
@@ -47,12 +59,127 @@ static const char *ename(int e)
 	return "E?";
 }
 
+static int fail_nth, fault_injected;
+
+static void write_proc(const char *path, int v)
+{
+	char b[16];
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		return;
+	snprintf(b, sizeof(b), "%d", v);
+	if (write(fd, b, strlen(b)) < 0)
+		perror(path);
+	close(fd);
+}
+
+/* ioctl() with the optional fail-nth fault armed around exactly this call. */
+static long xioctl(int fd, unsigned long cmd, unsigned long arg)
+{
+	char b[16] = "";
+	long r;
+	int e, pf;
+
+	if (!fail_nth)
+		return ioctl(fd, cmd, arg);
+	pf = open("/proc/thread-self/fail-nth", O_RDWR);
+	if (pf < 0 || write(pf, b, (size_t)snprintf(b, sizeof(b), "%d", fail_nth)) < 0) {
+		perror("fail-nth");
+		exit(1);
+	}
+	r = ioctl(fd, cmd, arg);
+	e = errno;
+	memset(b, 0, sizeof(b));
+	if (pread(pf, b, sizeof(b) - 1, 0) > 0)
+		fault_injected = atoi(b) == 0;
+	write_proc("/proc/thread-self/fail-nth", 0);
+	close(pf);
+	errno = e;
+	return r;
+}
+
 static int report(long r)
 {
 	if (r < 0)
 		printf("%s\n", ename(errno));
 	else
 		printf("OK %ld\n", r);
+	if (fail_nth)
+		printf("FAULT %s\n", fault_injected ? "injected" : "unused");
+	return 0;
+}
+
+static uint64_t word(uint64_t seed, uint64_t k)
+{
+	uint64_t z = seed * 0x9E3779B97F4A7C15ULL + k + 1;
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static int file_data(const char *path, size_t size, uint64_t seed, int write_it)
+{
+	uint64_t *buf = calloc(1, size + 8), *got;
+	size_t k;
+	int fd, dfd;
+	char dir[4096], *slash;
+
+	if (!buf)
+		return 1;
+	for (k = 0; k < (size + 7) / 8; k++)
+		buf[k] = word(seed, k);
+	if (!write_it) {
+		got = calloc(1, size + 1);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return printf("BAD open: %s\n", ename(errno)), 0;
+		if (read(fd, got, size + 1) != (ssize_t)size || memcmp(got, buf, size))
+			return printf("BAD content\n"), 0;
+		return printf("OK\n"), 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, buf, size) != (ssize_t)size || fsync(fd))
+		return printf("write %s: %s\n", path, ename(errno)), 1;
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+	if (dfd < 0 || fsync(dfd))
+		return printf("fsync dir: %s\n", ename(errno)), 1;
+	close(dfd);
+	return printf("OK\n"), 0;
+}
+
+static int fault_io(int fd, int count)
+{
+	int ok = 0, eio = 0, enomem = 0, enospc = 0, other = 0, i;
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, 65536))
+		return 1;
+	memset(buf, 0x5a, 65536);
+	write_proc("/proc/thread-self/make-it-fail", 1);
+	for (i = 0; i < count; i++) {
+		off_t off = (off_t)(i / 2 % 64) * 65536;
+		ssize_t n = i % 2 ? pread(fd, buf, 65536, off) : pwrite(fd, buf, 65536, off);
+
+		if (n == 65536)
+			ok++;
+		else if (n < 0 && errno == EIO)
+			eio++;
+		else if (n < 0 && errno == ENOMEM)
+			enomem++;
+		else if (n < 0 && errno == ENOSPC)
+			enospc++;
+		else
+			other++;
+	}
+	write_proc("/proc/thread-self/make-it-fail", 0);
+	printf("OK ok=%d EIO=%d ENOMEM=%d ENOSPC=%d other=%d\n", ok, eio, enomem, enospc, other);
 	return 0;
 }
 
@@ -129,11 +256,14 @@ int main(int argc, char **argv)
 	const char *op = argc > 1 ? argv[1] : "";
 	int fd, bfd;
 
+	if (getenv("LOOPCTL_FAIL_NTH"))
+		fail_nth = atoi(getenv("LOOPCTL_FAIL_NTH"));
+
 	if (!strcmp(op, "ctl-add") || !strcmp(op, "ctl-remove") || !strcmp(op, "ctl-get-free")) {
 		long cmd = op[4] == 'a' ? LOOP_CTL_ADD : op[4] == 'r' ? LOOP_CTL_REMOVE : LOOP_CTL_GET_FREE;
 
 		fd = xopen("/dev/loop-control", O_RDWR);
-		return report(ioctl(fd, cmd, argc > 2 ? strtol(argv[2], NULL, 0) : 0));
+		return report(xioctl(fd, (unsigned long)cmd, argc > 2 ? strtol(argv[2], NULL, 0) : 0));
 	}
 	if (!strcmp(op, "uevents") && argc > 2)
 		return uevents(atoi(argv[2]));
@@ -145,14 +275,18 @@ int main(int argc, char **argv)
 		fd = xopen(argv[2], O_RDONLY);
 		return report(ioctl(fd, num(argv[3]), num(argv[4])));
 	}
+	if ((!strcmp(op, "fsync-write") || !strcmp(op, "check-file")) && argc > 4)
+		return file_data(argv[2], num(argv[3]), num(argv[4]), op[0] == 'f');
+	if (!strcmp(op, "fault-io") && argc > 3)
+		return fault_io(xopen(argv[2], O_RDWR | O_DIRECT), atoi(argv[3]));
 	fd = xopen(argv[2], O_RDWR);
 	if (!strcmp(op, "set-fd") && argc > 3) {
 		bfd = open_backing(argv[3], argc, argv, 4);
-		return report(ioctl(fd, LOOP_SET_FD, bfd));
+		return report(xioctl(fd, LOOP_SET_FD, bfd));
 	}
 	if (!strcmp(op, "change-fd") && argc > 3) {
 		bfd = open_backing(argv[3], argc, argv, 4);
-		return report(ioctl(fd, LOOP_CHANGE_FD, bfd));
+		return report(xioctl(fd, LOOP_CHANGE_FD, bfd));
 	}
 	if (!strcmp(op, "configure") && argc > 7) {
 		struct loop_config c = { 0 };
@@ -163,16 +297,16 @@ int main(int argc, char **argv)
 		c.info.lo_offset = num(argv[6]);
 		c.info.lo_sizelimit = num(argv[7]);
 		snprintf((char *)c.info.lo_file_name, LO_NAME_SIZE, "%s", argv[3]);
-		return report(ioctl(fd, LOOP_CONFIGURE, &c));
+		return report(xioctl(fd, LOOP_CONFIGURE, (unsigned long)&c));
 	}
 	if (!strcmp(op, "clr-fd"))
-		return report(ioctl(fd, LOOP_CLR_FD, 0));
+		return report(xioctl(fd, LOOP_CLR_FD, 0));
 	if (!strcmp(op, "set-capacity"))
-		return report(ioctl(fd, LOOP_SET_CAPACITY, 0));
+		return report(xioctl(fd, LOOP_SET_CAPACITY, 0));
 	if (!strcmp(op, "set-dio") && argc > 3)
-		return report(ioctl(fd, LOOP_SET_DIRECT_IO, num(argv[3])));
+		return report(xioctl(fd, LOOP_SET_DIRECT_IO, num(argv[3])));
 	if (!strcmp(op, "set-bs") && argc > 3)
-		return report(ioctl(fd, LOOP_SET_BLOCK_SIZE, num(argv[3])));
+		return report(xioctl(fd, LOOP_SET_BLOCK_SIZE, num(argv[3])));
 	if (!strcmp(op, "get-status64")) {
 		struct loop_info64 i;
 
@@ -205,7 +339,7 @@ int main(int argc, char **argv)
 			i.lo_encrypt_type = num(argv[7]);
 		if (argc > 8)
 			i.lo_encrypt_key_size = num(argv[8]);
-		return report(ioctl(fd, LOOP_SET_STATUS64, &i));
+		return report(xioctl(fd, LOOP_SET_STATUS64, (unsigned long)&i));
 	}
 	if (!strcmp(op, "set-status") && argc > 4) {
 		struct loop_info i;
@@ -218,7 +352,7 @@ int main(int argc, char **argv)
 			i.lo_encrypt_type = num(argv[5]);
 		if (argc > 6)
 			i.lo_encrypt_key_size = num(argv[6]);
-		return report(ioctl(fd, LOOP_SET_STATUS, &i));
+		return report(xioctl(fd, LOOP_SET_STATUS, (unsigned long)&i));
 	}
 	if (!strcmp(op, "raw") && argc > 4)
 		return report(ioctl(fd, num(argv[3]), num(argv[4])));
