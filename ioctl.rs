@@ -13,7 +13,8 @@ use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
-    cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE, LO_NAME_SIZE,
+    cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE,
+    LO_NAME_SIZE,
 };
 use crate::kapi::{capable_sys_admin, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};

@@ -241,7 +241,9 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // IOCB_NOWAIT or from shmem pages that are all in memory.
     let inline_read = match (op, b.dio, b.inline_read, alone && b.worker.idle()) {
         (Op::Read, false, Some(flags), true)
-            if flags != 0 || b.file.shmem_resident(rq.pos() + b.offset, rq.len() as usize) =>
+            if flags != 0
+                || b.file
+                    .shmem_resident(rq.pos() + b.offset, rq.len() as usize) =>
         {
             Some(flags)
         }
