@@ -200,11 +200,11 @@ test_compat_legacy_set_and_get_status() {
 	need32
 	img=$(mkimg a.img 4M)
 	d=$(bound_dev "$img")
-	LOOPCTL=$LOOPCTL32 expect_ok set-status "$d" 4 1024
+	LOOPCTL=$LOOPCTL32 expect_ok set-status "$d" 8 1024
 	out=$("$LOOPCTL32" get-status "$d")
-	echo "$out" | grep -q "^OK number=${d#/dev/loop} offset=1024 flags=4 name=$img" || fail "32-bit: $out"
+	echo "$out" | grep -q "^OK number=${d#/dev/loop} offset=1024 flags=8 name=$img" || fail "32-bit: $out"
 	out=$("$LOOPCTL" get-status64 "$d")
-	echo "$out" | grep -q "offset=1024 sizelimit=0 flags=4 " || fail "64-bit view: $out"
+	echo "$out" | grep -q "offset=1024 sizelimit=0 flags=8 " || fail "64-bit view: $out"
 	assert_eq size $(((4194304 - 1024) / 512)) "$(sysblk "$d" size)"
 }
 
