@@ -369,7 +369,7 @@ fn calc_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
 /// sizes, max sectors, segments, alignment, discard, write zeroes, write cache,
 /// FUA, rotational), so producers can submit the largest I/O it takes. A file gets
 /// loop.ko's limits (512-byte or requested blocks, 1.25 MiB requests, discard via
-/// fallocate).
+/// fallocate in units of the filesystem's block size).
 fn apply_limits(
     disk: &Disk<LoopDevice>,
     file: &BackingFile,
@@ -379,7 +379,11 @@ fn apply_limits(
     remap_offset: Option<u64>,
 ) -> Result {
     let rot = file.underlying_bdev().map(|(_, r)| r).unwrap_or(false);
-    let discard = file.has_fallocate() && matches!(file.kind(), FileKind::Regular);
+    // Discard punches holes of the filesystem's block size (`loop_get_discard_config`).
+    let discard = match file.kind() {
+        FileKind::Regular if file.has_fallocate() => file.fs_block_size(),
+        _ => None,
+    };
     let wc = write_cache_feature(file, read_only);
     let dma = if dio { dio_min_size(file) - 1 } else { 511 };
     disk.update_limits(|l| {
@@ -399,8 +403,8 @@ fn apply_limits(
         l.set_block_size(bs);
         l.set_features(wc, true);
         l.set_features(feat::ROTATIONAL, rot);
-        if discard {
-            l.set_discard(u32::MAX >> 9, 4096, u32::MAX >> 9);
+        if let Some(granularity) = discard {
+            l.set_discard(u32::MAX >> 9, granularity, u32::MAX >> 9);
         } else {
             l.set_discard(0, 0, 0);
         }

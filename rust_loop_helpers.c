@@ -13,6 +13,7 @@
 #include <linux/uio.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
+#include <linux/statfs.h>
 #include <linux/swap.h>
 #include <linux/xarray.h>
 #include "rust_loop_helpers.h"
@@ -128,6 +129,16 @@ bool rust_loop_file_can_direct(struct file *file)
 bool rust_loop_file_nowait(struct file *file)
 {
 	return file->f_mode & FMODE_NOWAIT;
+}
+
+/* The backing filesystem's block size (statfs f_bsize), 0 if statfs fails. */
+u32 rust_loop_file_statfs_bsize(struct file *file)
+{
+	struct kstatfs st;
+
+	if (vfs_statfs(&file->f_path, &st) || st.f_bsize <= 0 || st.f_bsize > U32_MAX)
+		return 0;
+	return st.f_bsize;
 }
 
 /* current->plug, taken away for the duration of ->queue_rq and put back after. */

@@ -24,6 +24,7 @@ bool rust_loop_file_is_writable(struct file *file);
 bool rust_loop_file_can_direct(struct file *file);
 bool rust_loop_file_nowait(struct file *file);
 bool rust_loop_file_is_shmem(struct file *file);
+u32 rust_loop_file_statfs_bsize(struct file *file);
 struct blk_plug *rust_loop_plug_take(void);
 void rust_loop_plug_restore(struct blk_plug *plug);
 bool rust_loop_shmem_resident(struct file *file, loff_t pos, size_t len);

@@ -155,6 +155,14 @@ impl BackingFile {
         unsafe { rust_loop_file_is_shmem(self.raw()) }
     }
 
+    /// The block size of the filesystem the file lives on (`statfs` `f_bsize`),
+    /// `None` if statfs fails.
+    pub(crate) fn fs_block_size(&self) -> Option<u32> {
+        // SAFETY: The file is open.
+        let bs = unsafe { rust_loop_file_statfs_bsize(self.raw()) };
+        (bs != 0).then_some(bs)
+    }
+
     /// For a shmem file: no byte of `[pos, pos + len)` needs a swap-in to be read,
     /// and no swap-out can start (no free swap slot).
     pub(crate) fn shmem_resident(&self, pos: u64, len: usize) -> bool {

@@ -5,21 +5,38 @@
 . /tests/lib/ktap.sh
 STATS=/sys/kernel/debug/rust_loop/stats
 
+# Queue attributes that must equal the backing device's (the stacking limits).
+LIMITS="logical_block_size physical_block_size minimum_io_size optimal_io_size
+	max_hw_sectors_kb max_sectors_kb max_segments max_segment_size rotational
+	discard_granularity discard_max_hw_bytes write_zeroes_max_bytes write_cache fua
+	dma_alignment virt_boundary_mask"
+limits_equal() { # LOOPDEV BACKINGNAME
+	local a bad=
+	for a in $LIMITS; do
+		[ -e /sys/block/$2/queue/$a ] || continue
+		[ "$(sysblk "$1" queue/$a)" = "$(cat /sys/block/$2/queue/$a)" ] ||
+			bad="$bad $a:$(sysblk "$1" queue/$a)!=$(cat /sys/block/$2/queue/$a)"
+	done
+	[ -z "$bad" ] || fail "limits differ from $2:$bad"
+}
+
 test_queue_limits_are_inherited_from_backing_device() {
 	[ "$LOOP_IMPL" = loop ] && skip "loop.ko does not inherit the backing device's limits (rust_loop feature)"
-	local dev a bad=
+	local dev
 	nullb_make rlnb1 4096 64 1 1
 	dev=$(losetup -f --show /dev/rlnb1)
-	for a in logical_block_size physical_block_size minimum_io_size optimal_io_size \
-		max_hw_sectors_kb max_sectors_kb max_segments max_segment_size rotational \
-		discard_granularity discard_max_hw_bytes write_zeroes_max_bytes write_cache \
-		dma_alignment virt_boundary_mask; do
-		[ "$(sysblk "$dev" queue/$a)" = "$(cat /sys/block/rlnb1/queue/$a)" ] ||
-			bad="$bad $a:$(sysblk "$dev" queue/$a)!=$(cat /sys/block/rlnb1/queue/$a)"
-	done
+	limits_equal "$dev" rlnb1
 	losetup -d "$dev"
 	nullb_rm rlnb1
-	[ -z "$bad" ] || fail "limits differ:$bad"
+}
+
+test_queue_limits_are_inherited_from_virtio_disk() {
+	[ "$LOOP_IMPL" = loop ] && skip "loop.ko does not inherit the backing device's limits (rust_loop feature)"
+	[ -b /dev/vda ] || skip "no virtio disk"
+	local dev
+	dev=$(losetup -f --show /dev/vda)
+	limits_equal "$dev" vda
+	losetup -d "$dev"
 }
 
 test_data_lands_at_offset_plus_position_both_ways() {

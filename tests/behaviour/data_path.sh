@@ -60,4 +60,24 @@ test_read_past_shrunk_file_fails_with_eio() {
 	dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none || fail "read inside the file failed"
 }
 
+test_discard_granularity_is_the_filesystem_block_size() {
+	local img fsdev dev
+	# An ext4 with 1 KiB blocks (on a loop device of the driver under test) holds
+	# the backing file: discard punches holes of 1 KiB there.
+	img=$(mkimg fs.img 32M)
+	mkfs.ext4 -q -F -b 1024 "$img"
+	fsdev=$(losetup -f --show "$img")
+	mkdir -p /mnt/rl-fs
+	mount "$fsdev" /mnt/rl-fs
+	truncate -s 4M /mnt/rl-fs/b.img
+	dev=$(losetup -f --show /mnt/rl-fs/b.img)
+	assert_eq "statfs block size" 1024 "$(stat -f -c %s /mnt/rl-fs/b.img)"
+	assert_eq "discard_granularity on 1 KiB ext4" 1024 "$(sysblk "$dev" queue/discard_granularity)"
+	losetup -d "$dev"
+	umount /mnt/rl-fs
+	losetup -d "$fsdev"
+	dev=$(losetup -f --show "$(mkimg t.img 4M)")
+	assert_eq "discard_granularity on tmpfs" "$(stat -f -c %s "$WORK/t.img")" "$(sysblk "$dev" queue/discard_granularity)"
+}
+
 ktap_main data_path
