@@ -554,7 +554,14 @@ fn detach(
     open_locked: bool,
 ) {
     let Some(cfg) = st.cfg.take() else { return };
-    {
+    if disk.openers() == 0 {
+        // The final close (`lo_release`): nobody can submit I/O any more and
+        // `bdev_release` has written back and waited for what was in flight, so no
+        // freeze (loop.ko does not freeze here either; a freeze waits for an RCU
+        // grace period, most of a detach's time). The worker is drained all the same.
+        *dev.io.lock() = None;
+        cfg.worker.quiesce();
+    } else {
         let _frozen = disk.freeze();
         *dev.io.lock() = None;
         cfg.worker.quiesce();
