@@ -510,7 +510,7 @@ fn configure(
     let _ = file.fsync();
     let _ = disk.add_loop_attrs();
     disk.set_capacity_notify(calc_size(&file, info.lo_offset, info.lo_sizelimit));
-    *dev.io.lock() = Some(binding);
+    dev.set_binding(Some(binding));
     let mut name = info.lo_file_name;
     name[LO_NAME_SIZE - 1] = 0;
     st.cfg = Some(Config {
@@ -559,11 +559,11 @@ fn detach(
         // `bdev_release` has written back and waited for what was in flight, so no
         // freeze (loop.ko does not freeze here either; a freeze waits for an RCU
         // grace period, most of a detach's time). The worker is drained all the same.
-        *dev.io.lock() = None;
+        dev.set_binding(None);
         cfg.worker.quiesce();
     } else {
         let _frozen = disk.freeze();
-        *dev.io.lock() = None;
+        dev.set_binding(None);
         cfg.worker.quiesce();
     }
     disk.remove_loop_attrs();
@@ -694,7 +694,7 @@ fn set_status(
             c.flags &= !flags::DIRECT_IO;
         }
         c.remap = remap;
-        *dev.io.lock() = Some(b);
+        dev.set_binding(Some(b));
     }
     if new_partscan {
         disk.suppress_part_scan(false);
@@ -738,7 +738,7 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
     let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
     disk.update_limits_frozen(|l| l.set_dma_alignment(dma))?;
     let _frozen = disk.freeze();
-    *dev.io.lock() = Some(b);
+    dev.set_binding(Some(b));
     if on {
         c.flags |= flags::DIRECT_IO;
     } else {
@@ -780,7 +780,7 @@ fn set_block_size(
         c.flags &= !flags::DIRECT_IO;
         let b = c.binding(false)?;
         let _frozen = disk.freeze();
-        *dev.io.lock() = Some(b);
+        dev.set_binding(Some(b));
     }
     Ok(0)
 }
@@ -843,7 +843,7 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         if !dio {
             c.flags &= !flags::DIRECT_IO;
         }
-        *dev.io.lock() = Some(b);
+        dev.set_binding(Some(b));
     }
     let partscan = c.flags & flags::PARTSCAN != 0;
     disk.suppress_uevents(false);

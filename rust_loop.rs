@@ -134,9 +134,22 @@ impl LoopDevice {
         )
     }
 
-    /// The binding the data path uses now, if bound.
+    /// The binding the data path uses now, if bound. Process context only: the
+    /// returned reference may be the last one, and a binding's teardown sleeps.
     pub(crate) fn binding(&self) -> Option<Arc<transfer::Binding>> {
         self.io.lock().clone()
+    }
+
+    /// The worker of the current binding (any context: dropping it never sleeps).
+    pub(crate) fn worker(&self) -> Option<Arc<transfer::Worker>> {
+        self.io.lock().as_ref().map(|b| b.worker.clone())
+    }
+
+    /// Installs the data path's binding (`None`: unbound). The old one is dropped
+    /// after the spinlock is released: its teardown (backing file, bio_set) sleeps.
+    pub(crate) fn set_binding(&self, b: Option<Arc<transfer::Binding>>) {
+        let old = core::mem::replace(&mut *self.io.lock(), b);
+        drop(old);
     }
 
     /// Current phase.
@@ -437,6 +450,10 @@ impl Drop for RustLoop {
         let mut reg = REGISTRY.lock();
         reg.tag_set = None;
         reg.wq = None;
+        // The registry is a static, never dropped: free the vectors' buffers here or
+        // they outlive the module (kmemleak found them).
+        reg.slots = KVec::new();
+        reg.removing = KVec::new();
     }
 }
 

@@ -292,10 +292,11 @@ impl AioDone for LoopDevice {
     }
 }
 
-/// Gives a request to its device's worker (any context).
+/// Gives a request to its device's worker (any context, so only the worker is
+/// referenced: the binding's last reference must not be dropped here).
 fn hand_off(rq: Request<LoopDevice>, done: usize) {
-    match rq.data().binding() {
-        Some(b) => Worker::push(&b.worker, Pending { rq, done }),
+    match rq.data().worker() {
+        Some(w) => Worker::push(&w, Pending { rq, done }),
         None => complete(rq, Err(EIO)),
     }
 }
