@@ -31,10 +31,11 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
+use kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use kernel::{
-    new_mutex, new_spinlock_irq,
+    new_mutex,
     prelude::*,
-    sync::{global_lock, Arc, Mutex, SpinLockIrq},
+    sync::{global_lock, Arc, Mutex},
 };
 
 mod bio_remap;

@@ -252,3 +252,22 @@ struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev)
 {
 	return &bdev_get_queue(bdev)->limits;
 }
+
+/* spin_lock_irqsave and friends are macros; kapi/sync.rs uses them on 7.2. */
+unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+bool rust_loop_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
+void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}

@@ -15,13 +15,14 @@ use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
 use crate::kapi::file::{falloc, iocb, BackingFile};
+use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::wq::OwnedQueue;
 use crate::LoopDevice;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::{
-    impl_has_work, new_mutex, new_spinlock_irq, new_work,
+    impl_has_work, new_mutex, new_work,
     prelude::*,
-    sync::{Arc, Mutex, SpinLockIrq},
+    sync::{Arc, Mutex},
     workqueue::{Work, WorkItem},
 };
 
