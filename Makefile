@@ -70,7 +70,7 @@ check: modules
 	$(ROOT)/scripts/check.sh
 
 smoke: modules
-	$(ROOT)/scripts/smoke.sh
+	$(ROOT)/scripts/check.sh smoke
 
 bench: modules
 	QUICK=$(QUICK) $(ROOT)/scripts/bench.sh

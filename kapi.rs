@@ -18,6 +18,7 @@ pub(crate) mod aio;
 pub(crate) mod bio;
 pub(crate) mod blk;
 pub(crate) mod chrdev;
+pub(crate) mod errno;
 pub(crate) mod file;
 mod helpers;
 pub(crate) mod sync;
@@ -41,6 +42,16 @@ pub(crate) const fn this_module() -> *mut bindings::module {
     #[cfg(not(rl_kernel_ge_7_3))]
     let m = &crate::THIS_MODULE;
     m.as_ptr()
+}
+
+/// The value of a module parameter: the one given at load, else the default.
+/// (7.3's `value()` returns a copy, 7.2's a reference.)
+pub(crate) fn param<T: Copy>(p: &kernel::module_param::ModuleParamAccess<T>) -> T {
+    #[cfg(rl_kernel_ge_7_3)]
+    let v = p.value();
+    #[cfg(not(rl_kernel_ge_7_3))]
+    let v = *p.value();
+    v
 }
 
 /// A reference on this module: held while a device is bound, as loop.ko does, so

@@ -12,6 +12,7 @@
 #include <uapi/linux/magic.h>
 #include <linux/uio.h>
 #include <linux/sched/mm.h>
+#include <linux/version.h>
 #include "rust_loop_helpers.h"
 
 unsigned int rust_loop_disk_openers(struct gendisk *disk)
@@ -57,6 +58,13 @@ unsigned int rust_loop_rq_bvecs(struct request *rq, struct bio_vec *bv)
 	return n;
 }
 
+/* Linux 7.3 renamed bvec_iter.bi_bvec_done (bytes done in the current bvec). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
+#define RL_ITER_BVEC_OFFSET(iter) ((iter).bi_offset)
+#else
+#define RL_ITER_BVEC_OFFSET(iter) ((iter).bi_bvec_done)
+#endif
+
 /* The bvec table and offset of a single-bio request, for an iterator in place. */
 struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offset)
 {
@@ -64,7 +72,7 @@ struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offs
 
 	if (!bio || bio != rq->biotail)
 		return NULL;
-	*offset = bio->bi_iter.bi_offset;
+	*offset = RL_ITER_BVEC_OFFSET(bio->bi_iter);
 	return (struct bio_vec *)__bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter);
 }
 

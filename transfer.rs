@@ -14,6 +14,7 @@
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
+use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::wq::OwnedQueue;
@@ -419,7 +420,7 @@ fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usi
 }
 
 fn io_error(e: Error) -> Error {
-    if e == EOPNOTSUPP {
+    if e == eopnotsupp() {
         e
     } else {
         EIO
@@ -428,7 +429,7 @@ fn io_error(e: Error) -> Error {
 
 fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool) -> Result {
     if off.load(Ordering::Relaxed) {
-        return Err(EOPNOTSUPP);
+        return Err(eopnotsupp());
     }
     match b.file.fallocate(
         mode | falloc::KEEP_SIZE,
@@ -436,7 +437,7 @@ fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool)
         u64::from(rq.len()),
     ) {
         Ok(()) => Ok(()),
-        Err(e) if e == EOPNOTSUPP => {
+        Err(e) if e == eopnotsupp() => {
             // Tell the block layer once and stop advertising it (one log line,
             // not one per request).
             if !off.swap(true, Ordering::Relaxed) {
@@ -454,7 +455,7 @@ fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool)
                     if zeroes { "write zeroes" } else { "discard" }
                 );
             }
-            Err(EOPNOTSUPP)
+            Err(eopnotsupp())
         }
         Err(e) if e == EINVAL => Err(EINVAL),
         Err(_) => Err(EIO),
