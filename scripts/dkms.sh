@@ -83,6 +83,10 @@ install)
 	;;
 remove)
 	remove
+	if [ -n "$root" ] && dkms status -m "$name" -v "$ver" 2>/dev/null | grep -q .; then
+		log "removed from $root only; $name/$ver is also registered with the system's DKMS:" \
+			"sudo make dkms-remove KDIR=/lib/modules/<release>/build (any KDIR) removes it"
+	fi
 	;;
 *)
 	die "usage: dkms.sh install KDIR [ROOT] | dkms.sh remove - [ROOT]"
