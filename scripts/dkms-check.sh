@@ -46,7 +46,7 @@ installed() {
 	cp "$ko" "$out/rust_loop_dkms.ko"
 }
 built_for_this_kernel() {
-	local log=$root/var/lib/dkms/rust_loop/$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$RL_ROOT/dkms.conf")/$kver/x86_64/log/make.log
+	local log=$root/var/lib/dkms/rust_loop/$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$RL_ROOT/dkms.conf")/$kver/$(uname -m)/log/make.log
 	cat "$log"
 	grep -q "LLVM=$("$RL_ROOT/scripts/llvm.sh" "$B") " "$log" || { echo "make.log: not built with scripts/llvm.sh's LLVM="; return 1; }
 	grep -q "RUSTC \[M\] rust_loop_crate.o" "$log" || { echo "make.log: no rustc of the crate"; return 1; }
