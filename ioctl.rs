@@ -16,7 +16,7 @@ use crate::kapi::uapi::{
     cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE,
     LO_NAME_SIZE,
 };
-use crate::kapi::{capable_sys_admin, ModuleRef};
+use crate::kapi::{capable_sys_admin, errno, param, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};
 use crate::{LoopDevice, Phase};
 use core::fmt;
@@ -197,7 +197,7 @@ pub(crate) fn control(cmd: u32, arg: usize) -> Result<isize> {
         cmd::LOOP_CTL_ADD => crate::ctl_add(n).map(|v| v as isize),
         cmd::LOOP_CTL_REMOVE => crate::ctl_remove(n).map(|v| v as isize),
         cmd::LOOP_CTL_GET_FREE => crate::ctl_get_free().map(|v| v as isize),
-        _ => Err(ENOSYS),
+        _ => Err(errno::enosys()),
     }
 }
 
@@ -482,7 +482,7 @@ fn configure(
     if crate::part_shift() > 0 {
         lo_flags |= flags::PARTSCAN;
     }
-    let depth = crate::module_parameters::hw_queue_depth.value() as usize;
+    let depth = param(&crate::module_parameters::hw_queue_depth) as usize;
     let worker = Worker::new(wq, depth)?;
     let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(

@@ -9,13 +9,19 @@
 //! slices, locks, work items) it is reused; what it lacks for a loop driver (disk
 //! operations, a fixed misc minor, a block major with a probe, backing file I/O on a
 //! request's bvecs, sysfs attributes) is written here.
+//!
+//! It also absorbs the differences between the `kernel` crates of the releases
+//! rust_loop supports (7.2 and 7.3): Kbuild passes `--cfg rl_kernel_ge_7_3` for
+//! 7.3 and later, and only files below this module look at it.
 
 pub(crate) mod aio;
 pub(crate) mod bio;
 pub(crate) mod blk;
 pub(crate) mod chrdev;
+pub(crate) mod errno;
 pub(crate) mod file;
 mod helpers;
+pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;
 pub(crate) mod wq;
@@ -28,6 +34,26 @@ pub(crate) fn capable_sys_admin() -> bool {
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
 
+/// `THIS_MODULE` of rust_loop, for `owner` fields and module references. 7.3's
+/// `kernel` crate gives it per module type; 7.2's `module!` emits a static.
+pub(crate) const fn this_module() -> *mut bindings::module {
+    #[cfg(rl_kernel_ge_7_3)]
+    let m = kernel::module::this_module::<crate::LocalModule>();
+    #[cfg(not(rl_kernel_ge_7_3))]
+    let m = &crate::THIS_MODULE;
+    m.as_ptr()
+}
+
+/// The value of a module parameter: the one given at load, else the default.
+/// (7.3's `value()` returns a copy, 7.2's a reference.)
+pub(crate) fn param<T: Copy>(p: &kernel::module_param::ModuleParamAccess<T>) -> T {
+    #[cfg(rl_kernel_ge_7_3)]
+    let v = p.value();
+    #[cfg(not(rl_kernel_ge_7_3))]
+    let v = *p.value();
+    v
+}
+
 /// A reference on this module: held while a device is bound, as loop.ko does, so
 /// `rmmod` fails with `EBUSY` instead of tearing down a device under a mount.
 pub(crate) struct ModuleRef(());
@@ -37,9 +63,7 @@ impl ModuleRef {
     pub(crate) fn get() -> Self {
         // SAFETY: `THIS_MODULE` is valid while our code runs; `__module_get` only
         // increments the count of a live module.
-        unsafe {
-            bindings::__module_get(kernel::module::this_module::<crate::LocalModule>().as_ptr())
-        };
+        unsafe { bindings::__module_get(this_module()) };
         Self(())
     }
 }
@@ -47,8 +71,6 @@ impl ModuleRef {
 impl Drop for ModuleRef {
     fn drop(&mut self) {
         // SAFETY: Paired with `__module_get` in `get`.
-        unsafe {
-            bindings::module_put(kernel::module::this_module::<crate::LocalModule>().as_ptr())
-        };
+        unsafe { bindings::module_put(this_module()) };
     }
 }

@@ -31,10 +31,11 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
+use kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use kernel::{
-    new_mutex, new_spinlock_irq,
+    new_mutex,
     prelude::*,
-    sync::{global_lock, Arc, Mutex, SpinLockIrq},
+    sync::{global_lock, Arc, Mutex},
 };
 
 mod bio_remap;
@@ -364,9 +365,9 @@ impl kernel::Module for RustLoop {
             REGISTRY.init();
             VALIDATE.init();
         }
-        let max_part = module_parameters::max_part.value();
-        let max_loop = module_parameters::max_loop.value();
-        let depth = module_parameters::hw_queue_depth.value();
+        let max_part = kapi::param(&module_parameters::max_part);
+        let max_loop = kapi::param(&module_parameters::max_loop);
+        let depth = kapi::param(&module_parameters::hw_queue_depth);
         if max_part < 0 || max_loop < 0 || depth < 1 {
             pr_err!("max_part, max_loop must be >= 0 and hw_queue_depth >= 1\n");
             return Err(EINVAL);

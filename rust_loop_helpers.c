@@ -15,6 +15,7 @@
 #include <linux/shmem_fs.h>
 #include <linux/statfs.h>
 #include <linux/swap.h>
+#include <linux/version.h>
 #include <linux/xarray.h>
 #include "rust_loop_helpers.h"
 
@@ -61,6 +62,13 @@ unsigned int rust_loop_rq_bvecs(struct request *rq, struct bio_vec *bv)
 	return n;
 }
 
+/* Linux 7.3 renamed bvec_iter.bi_bvec_done (bytes done in the current bvec). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
+#define RL_ITER_BVEC_OFFSET(iter) ((iter).bi_offset)
+#else
+#define RL_ITER_BVEC_OFFSET(iter) ((iter).bi_bvec_done)
+#endif
+
 /* The bvec table and offset of a single-bio request, for an iterator in place. */
 struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offset)
 {
@@ -68,7 +76,7 @@ struct bio_vec *rust_loop_rq_single_bvecs(struct request *rq, unsigned int *offs
 
 	if (!bio || bio != rq->biotail)
 		return NULL;
-	*offset = bio->bi_iter.bi_offset;
+	*offset = RL_ITER_BVEC_OFFSET(bio->bi_iter);
 	return (struct bio_vec *)__bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter);
 }
 
@@ -313,4 +321,23 @@ gfp_t rust_loop_gfp_noio(void)
 struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev)
 {
 	return &bdev_get_queue(bdev)->limits;
+}
+
+/* spin_lock_irqsave and friends are macros; kapi/sync.rs uses them on 7.2. */
+unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+bool rust_loop_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
+void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
 }

@@ -4,6 +4,7 @@
 #define RUST_LOOP_HELPERS_H
 #include <linux/blkdev.h>
 #include <linux/fs.h>
+#include <linux/spinlock.h>
 
 unsigned int rust_loop_disk_openers(struct gendisk *disk);
 void rust_loop_disk_set_suppress_part_scan(struct gendisk *disk, bool on);
@@ -49,5 +50,8 @@ unsigned int rust_loop_noio_save(void);
 void rust_loop_noio_restore(unsigned int flags);
 gfp_t rust_loop_gfp_noio(void);
 struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev);
+unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock);
+bool rust_loop_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags);
+void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 #endif

@@ -14,14 +14,16 @@
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
+use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile};
+use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::wq::OwnedQueue;
 use crate::LoopDevice;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::{
-    impl_has_work, new_mutex, new_spinlock_irq, new_work,
+    impl_has_work, new_mutex, new_work,
     prelude::*,
-    sync::{Arc, Mutex, SpinLockIrq},
+    sync::{Arc, Mutex},
     workqueue::{Work, WorkItem},
 };
 
@@ -443,7 +445,7 @@ fn io_error(e: Error) -> Error {
 
 fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool) -> Result {
     if off.load(Ordering::Relaxed) {
-        return Err(EOPNOTSUPP);
+        return Err(eopnotsupp());
     }
     match b.file.fallocate(
         mode | falloc::KEEP_SIZE,
@@ -451,7 +453,7 @@ fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool)
         u64::from(rq.len()),
     ) {
         Ok(()) => Ok(()),
-        Err(e) if e == EOPNOTSUPP => {
+        Err(e) if e == eopnotsupp() => {
             // Tell the block layer once and stop advertising it (one log line,
             // not one per request).
             if !off.swap(true, Ordering::Relaxed) {
@@ -469,7 +471,7 @@ fn fallocate(rq: &Request<LoopDevice>, b: &Binding, mode: i32, off: &AtomicBool)
                     if zeroes { "write zeroes" } else { "discard" }
                 );
             }
-            Err(EOPNOTSUPP)
+            Err(eopnotsupp())
         }
         Err(e) if e == EINVAL => Err(EINVAL),
         Err(_) => Err(EIO),

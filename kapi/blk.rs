@@ -139,7 +139,7 @@ impl<T: DiskOps> Vtables<T> {
         ..unsafe { core::mem::zeroed() }
     };
     const FOPS: bindings::block_device_operations = bindings::block_device_operations {
-        owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+        owner: super::this_module(),
         open: Some(open_callback::<T>),
         release: Some(release_callback::<T>),
         ioctl: Some(ioctl_callback::<T>),

@@ -97,7 +97,7 @@ struct ControlVtable<T>(PhantomData<T>);
 
 impl<T: ControlOps> ControlVtable<T> {
     const FOPS: bindings::file_operations = bindings::file_operations {
-        owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+        owner: super::this_module(),
         open: Some(bindings::nonseekable_open),
         llseek: Some(bindings::noop_llseek),
         unlocked_ioctl: Some(control_ioctl::<T>),

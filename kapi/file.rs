@@ -278,7 +278,7 @@ impl BackingFile {
         })?;
         let off = (p as usize).wrapping_sub(start as usize);
         if off >= buf.len() {
-            return Err(ENAMETOOLONG);
+            return Err(super::errno::enametoolong());
         }
         let tail = &buf[off..];
         let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());

@@ -73,6 +73,21 @@ extern "C" {
     pub(super) fn rust_loop_noio_restore(flags: c_uint);
 }
 
+#[cfg(not(rl_kernel_ge_7_3))]
+extern "C" {
+    pub(super) fn rust_loop_spin_lock_irqsave(
+        lock: *mut bindings::spinlock_t,
+    ) -> kernel::ffi::c_ulong;
+    pub(super) fn rust_loop_spin_trylock_irqsave(
+        lock: *mut bindings::spinlock_t,
+        flags: *mut kernel::ffi::c_ulong,
+    ) -> bool;
+    pub(super) fn rust_loop_spin_unlock_irqrestore(
+        lock: *mut bindings::spinlock_t,
+        flags: kernel::ffi::c_ulong,
+    );
+}
+
 /// Silences "unused" for `c_void` on configurations that use none of the above.
 #[expect(dead_code)]
 type Unused = c_void;

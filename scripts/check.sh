@@ -2,15 +2,19 @@
 # `make check`: boot the test guest, print every KTAP result, and end with the
 # totals line "N passed, N failed" (skips and expected failures counted apart).
 # Exit status non-zero on any failure or on a guest that did not finish.
+#   check.sh [smoke]   `make smoke`: the smoke test instead of the suite, no bench
 #   DEBUG=1         the same suite on the debug kernel (KASAN, lockdep, kmemleak, ...)
 #                   with the long reliability settings; no benchmark
 #   RL_STRESS_SECS  stress test duration (60; debug 600)
 #   RL_VERIFY_MB    fio verify volume per backing kind (64; debug 1024)
 #   SKIP_BENCH=1, SKIP_CRASH=1 leave those parts out; RL_REFERENCE=0 the loop.ko run
 #   RL_ONLY=a.sh,b.sh  only these test files (paths under tests/), on both drivers
+#   RL_EXTRA_KTAP=FILE adds an earlier run's OUTDIR/all.ktap (CI: the 7.2 smoke, the
+#                   short debug pass) to the results and totals.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-out=${RL_OUT:-$RL_ROOT/.out/check$RL_FLAVOUR}
+mode=${1:-check}
+out=${RL_OUT:-$RL_ROOT/.out/$mode$RL_FLAVOUR}
 rm -rf "$out"
 mkdir -p "$out"
 if [ "${DEBUG:-0}" = 1 ]; then
@@ -21,22 +25,40 @@ else
 	export RL_STRESS_SECS=${RL_STRESS_SECS:-60} RL_VERIFY_MB=${RL_VERIFY_MB:-64}
 fi
 log "kernel: $(RL_KBUILD)"
+# DKMS on the host first: its KTAP joins the results, the module it built the guest.
+"$RL_ROOT/scripts/dkms-check.sh" "$out/dkms" >"$out/dkms.ktap" 2>"$out/dkms.log" || true
+export RL_DKMS_KO=$out/dkms/rust_loop_dkms.ko
 grc=0
 if [ -n "${RL_ONLY:-}" ]; then
 	SKIP_BENCH=1 SKIP_CRASH=1
 	"$RL_ROOT/scripts/guest.sh" subset "$out" || grc=$?
 else
-	"$RL_ROOT/scripts/guest.sh" check "$out" || grc=$?
+	"$RL_ROOT/scripts/guest.sh" "$mode" "$out" || grc=$?
 fi
 r=$out/results.ktap
 tr -d '\r' <"$r" >"$r.clean"
+if grep -q '^# suite: dkms' "$out/dkms.ktap"; then
+	cat "$out/dkms.ktap" >>"$r.clean"
+else
+	printf 'KTAP version 1\n# suite: dkms\n1..1\nnot ok 1 dkms_check_ran\n' >>"$r.clean"
+	tail -20 "$out/dkms.log" | sed 's/^/# /' >>"$r.clean"
+fi
 # Crash consistency: two more boots over one disk image, QEMU killed in between.
-if [ "${SKIP_CRASH:-0}" != 1 ]; then
+if [ "${SKIP_CRASH:-0}" != 1 ] && [ "$mode" = check ]; then
 	"$RL_ROOT/scripts/crash.sh" "$out" >>"$r.clean" 2>"$out/crash.log" ||
 		printf 'KTAP version 1\n# suite: crash\n1..1\nnot ok 1 crash_test_ran\n' >>"$r.clean"
 fi
+if [ -n "${RL_EXTRA_KTAP:-}" ]; then
+	for f in $RL_EXTRA_KTAP; do
+		if [ -s "$f" ]; then
+			cat "$f" >>"$r.clean"
+		else
+			printf 'KTAP version 1\n# suite: %s\n1..1\nnot ok 1 results_present\n' "$f" >>"$r.clean"
+		fi
+	done
+fi
 # The benchmark in QUICK mode (every path, tiny sizes) so it cannot rot silently.
-if [ "${SKIP_BENCH:-0}" != 1 ]; then
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$mode" = check ]; then
 	QUICK=1 KTAP=1 "$RL_ROOT/scripts/bench.sh" >"$out/bench-quick.log" 2>&1 || true
 	if grep -q '^# suite: bench quick' "$out/bench-quick.log"; then
 		sed -n '/^KTAP version 1$/,$p' "$out/bench-quick.log" >>"$r.clean"
@@ -68,9 +90,14 @@ faults=$(sum '^# (failslab|fail_page_alloc)[+ ].*rust_loop' '[0-9]+ sites failed
 iofaults=$(sum '^# (failslab|fail_page_alloc) on the I/O task.*rust_loop' '(EIO|ENOMEM|ENOSPC)=[0-9]+')
 reports=$(grep -cE '^not ok [0-9]+ no_(kernel_splat|leaks)_after' "$r.clean" || true)
 badverify=$(grep -cE '^not ok [0-9]+ verify_' "$r.clean" || true)
-echo "# reliability ($( [ "${DEBUG:-0}" = 1 ] && echo debug kernel || echo test kernel)): stress ${RL_STRESS_SECS}s, $ops ops ($okops succeeded);" \
+[ "$mode" = check ] && echo "# reliability ($( [ "${DEBUG:-0}" = 1 ] && echo debug kernel || echo test kernel)): stress ${RL_STRESS_SECS}s, $ops ops ($okops succeeded);" \
 	"fio verify $(awk -v m=$((vmib + vmib2)) 'BEGIN {printf "%.2f", m / 1024}') GiB ($badverify verify tests with bad blocks);" \
 	"faults injected: $faults attach-path sites one by one, $iofaults failed I/Os; kernel reports: $reports"
+# All of it as one KTAP record, for RL_EXTRA_KTAP of a later run.
+{
+	grep -v '^# rust_loop: guest done' "$r.clean"
+	[ "$done_line" != 0 ] || printf 'KTAP version 1\n# suite: guest (%s)\n1..1\nnot ok 1 guest_finished\n' "$mode, $KVER"
+} >"$out/all.ktap"
 echo "# $skip skipped, $xfail expected failures of loop.ko (documented bugs rust_loop fixes)"
 echo "$pass passed, $failed failed"
 [ "$failed" = 0 ]

@@ -3,6 +3,7 @@
 # and the tests in an initramfs.
 #   guest.sh check OUTDIR   run every test; KTAP results in OUTDIR/results.ktap,
 #                           the console in OUTDIR/console.log
+#   guest.sh smoke OUTDIR   the smoke test (make smoke), results as for check
 #   guest.sh run            show rust_loop working; a shell when stdin is a terminal
 # ACCEL=kvm uses KVM (hangs at boot on some machines; TCG is the default).
 # GUEST_TIMEOUT (seconds) bounds every boot.
@@ -14,6 +15,8 @@ mkdir -p "$out"
 B=$(RL_KBUILD)
 [ -f "$B/.rust_loop-built" ] || die "no kernel build: run scripts/build-kernel.sh"
 [ -f "$RL_ROOT/rust_loop.ko" ] || die "no rust_loop.ko: run make"
+[ "$(modinfo -F vermagic "$RL_ROOT/rust_loop.ko" | cut -d' ' -f1)" = "$(cat "$B/include/config/kernel.release")" ] ||
+	die "rust_loop.ko was built for another kernel than $B: run make (KVER=$KVER)"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -23,6 +26,10 @@ cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour,reliability} "$stage/root/tes
 cp "$RL_ROOT/tests/guest/init" "$stage/root/init"
 cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" \
 	"$B/drivers/md/dm-mod.ko" "$B/drivers/block/ublk_drv.ko" "$stage/root/tests/ko/"
+# The module DKMS built on the host (scripts/dkms-check.sh), for dkms_module.sh.
+if [ -f "${RL_DKMS_KO:-}" ]; then
+	cp "$RL_DKMS_KO" "$stage/root/tests/ko/rust_loop_dkms.ko"
+fi
 # The ublk loop target for the benchmark, when the set-up could build it.
 if command -v rublk >/dev/null; then
 	mkdir -p "$stage/root/usr/local/bin"

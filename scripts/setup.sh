@@ -54,6 +54,12 @@ if [ -n "$missing" ]; then
 	log "installing:$missing"
 	$SUDO apt-get install -y -qq $missing >/dev/null
 fi
+# DKMS (make dkms-install and its test in make check), without the recommended
+# linux-headers for the host's kernel: the module is built against our own trees.
+if ! dpkg-query -W -f='${Status}' dkms 2>/dev/null | grep -q 'install ok installed'; then
+	log "installing dkms"
+	$SUDO apt-get install -y -qq --no-install-recommends dkms >/dev/null
+fi
 qemu_ok() { command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 --version | grep -qE 'version (9|[1-9][0-9])\.'; }
 if ! qemu_ok; then
 	log "installing qemu-system-x86 from bookworm-backports"

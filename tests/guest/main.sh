@@ -2,6 +2,8 @@
 # Runs inside the guest. Modes:
 #   check  all tests: module lifecycle, KUnit, behaviour tests against rust_loop.ko,
 #          then the same behaviour tests against the in-tree loop.ko (reference).
+#   smoke  load, attach, I/O, mount -o loop, detach, unload (make smoke), and the
+#          DKMS-built module.
 #   run    load rust_loop.ko, show it working, then a shell if the console is a tty.
 # KTAP results go to /dev/ttyS1 (the host's results file), chatter to the console.
 mode=$1
@@ -131,6 +133,7 @@ check)
 		kmemleak_clear
 		bash $T/module/lifecycle.sh
 		kunit_results
+		bash $T/module/dkms_module.sh
 		splat_check module_tests
 		behaviour_tests rust_loop
 		splat_check rust_loop_behaviour
@@ -141,6 +144,17 @@ check)
 			behaviour_tests loop
 			splat_check loop_ko_behaviour
 		fi
+		echo "# rust_loop: guest done"
+	} >$results 2>&1
+	;;
+smoke)
+	dmesg -n 4
+	{
+		dmesg -C
+		bash $T/module/smoke.sh
+		bash $T/module/dkms_module.sh
+		unload_all
+		splat_check smoke
 		echo "# rust_loop: guest done"
 	} >$results 2>&1
 	;;
