@@ -4,7 +4,7 @@
 # Exit status non-zero on any failure or on a guest that did not finish.
 #   check.sh [smoke]   `make smoke`: the smoke test instead of the suite, no bench
 #   DEBUG=1         the same suite on the debug kernel (KASAN, lockdep, kmemleak, ...)
-#                   with the long reliability settings; no benchmark
+#                   with the long reliability settings; no benchmark, no loop.ko run
 #   RL_STRESS_SECS  stress test duration (60; debug 600)
 #   RL_VERIFY_MB    fio verify volume per backing kind (64; debug 1024)
 #   SKIP_BENCH=1, SKIP_CRASH=1 leave those parts out; RL_REFERENCE=0 the loop.ko run
@@ -20,6 +20,9 @@ mkdir -p "$out"
 if [ "${DEBUG:-0}" = 1 ]; then
 	export RL_STRESS_SECS=${RL_STRESS_SECS:-600} RL_VERIFY_MB=${RL_VERIFY_MB:-1024}
 	export GUEST_TIMEOUT=${GUEST_TIMEOUT:-5400}
+	# The debug kernel hunts rust_loop's bugs; loop.ko's reference run (which checks
+	# the tests' expectations) is make check's job. RL_REFERENCE=1 puts it back.
+	export RL_REFERENCE=${RL_REFERENCE:-0}
 	SKIP_BENCH=${SKIP_BENCH:-1}
 else
 	export RL_STRESS_SECS=${RL_STRESS_SECS:-60} RL_VERIFY_MB=${RL_VERIFY_MB:-64}
