@@ -341,3 +341,8 @@ void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
 }
+
+/* The kiocb flags kapi/file.rs spells out as numbers. */
+static_assert(IOCB_NOWAIT == 0x8);
+static_assert(IOCB_NOIO == (1 << 20));
+static_assert(IOCB_WRITE == (1 << 18));

@@ -62,8 +62,12 @@ impl Binding {
         worker: Arc<Worker>,
         remap: Option<Arc<BioSet>>,
     ) -> Self {
+        // Inline reads are page-cache hits only: IOCB_NOIO starts no readahead, so
+        // ->queue_rq neither submits backing I/O nor takes the backing file's
+        // invalidate_lock while the caller (a filesystem on the loop device doing
+        // its own readahead) holds its own (lockdep: recursive locking).
         let inline_read = if file.supports_nowait() {
-            Some(iocb::NOWAIT)
+            Some(iocb::NOWAIT | iocb::NOIO)
         } else if file.is_shmem() {
             Some(0)
         } else {

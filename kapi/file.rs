@@ -62,6 +62,8 @@ pub(crate) mod iocb {
     pub(crate) const DIRECT: u32 = kernel::bindings::IOCB_DIRECT;
     /// `IOCB_NOWAIT`: fail with `EAGAIN` instead of blocking.
     pub(crate) const NOWAIT: u32 = 0x8;
+    /// `IOCB_NOIO`: only what is in the page cache; no readahead, no I/O.
+    pub(crate) const NOIO: u32 = 1 << 20;
     /// `IOCB_WRITE`.
     pub(crate) const WRITE: u32 = 1 << 18;
 }
