@@ -15,7 +15,7 @@ use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, Dir, Op, Request};
 use crate::kapi::errno::eopnotsupp;
-use crate::kapi::file::{falloc, iocb, BackingFile};
+use crate::kapi::file::{falloc, iocb, BackingFile, FileKind};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::wq::OwnedQueue;
 use crate::LoopDevice;
@@ -43,6 +43,9 @@ pub(crate) struct Binding {
     /// from memory; it only waits if the page was swapped out). `None`: always
     /// hand off.
     pub(crate) inline_read: Option<u32>,
+    /// Direct I/O may be submitted from `queue_rq` (`IOCB_NOWAIT`, completing
+    /// asynchronously). Regular files only, as `inline_read`.
+    pub(crate) inline_dio: bool,
     /// The device's worker.
     pub(crate) worker: Arc<Worker>,
     /// Clone pool when bios are remapped onto a backing block device.
@@ -66,7 +69,15 @@ impl Binding {
         // ->queue_rq neither submits backing I/O nor takes the backing file's
         // invalidate_lock while the caller (a filesystem on the loop device doing
         // its own readahead) holds its own (lockdep: recursive locking).
-        let inline_read = if file.supports_nowait() {
+        //
+        // Only for regular files: a block device read through its file (the
+        // unaligned-offset fallback, loop on loop) takes the block device inode's
+        // lock, of the same lock class as the one a writer to the loop device holds
+        // while it reads a block for read-modify-write (lockdep: recursive locking).
+        let regular = matches!(file.kind(), FileKind::Regular);
+        let inline_read = if !regular {
+            None
+        } else if file.supports_nowait() {
             Some(iocb::NOWAIT | iocb::NOIO)
         } else if file.is_shmem() {
             Some(0)
@@ -79,6 +90,7 @@ impl Binding {
             read_only,
             dio,
             inline_read,
+            inline_dio: regular,
             worker,
             remap,
             discard_off: AtomicBool::new(false),
@@ -227,7 +239,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             return;
         }
     }
-    if b.dio && matches!(op, Op::Read | Op::Write) && alone {
+    if b.dio && b.inline_dio && matches!(op, Op::Read | Op::Write) && alone {
         if op == Op::Write && b.read_only {
             complete(rq, Err(EIO));
             return;
