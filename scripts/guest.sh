@@ -51,7 +51,7 @@ accel=(-accel tcg -cpu max)
 [ "${ACCEL:-tcg}" = kvm ] && accel=(-accel kvm -cpu host)
 qemu=(qemu-system-x86_64 "${accel[@]}" -smp 2 -m 2G -kernel "$B/arch/x86/boot/bzImage"
 	-initrd "$stage/initrd.cpio" -no-reboot -display none -monitor none -nodefaults)
-append="console=ttyS0 panic=-1 rl.mode=$mode rl.quick=${QUICK:-0}"
+append="console=ttyS0 panic=-1 oops=panic rl.mode=$mode rl.quick=${QUICK:-0}"
 [ -n "${BENCH_BACKINGS:-}" ] && append="$append rl.bb=$BENCH_BACKINGS"
 [ -n "${BENCH_RUNTIME:-}" ] && append="$append rl.rt=$BENCH_RUNTIME"
 [ -n "${BENCH_ROUNDS:-}" ] && append="$append rl.rounds=$BENCH_ROUNDS"
