@@ -190,6 +190,34 @@ fn write_user<T: kernel::transmute::AsBytes>(arg: usize, v: &T) -> Result {
         .write(v)
 }
 
+/// `LOOP_SET_STATUS{,64}`: the caller's struct `U`, converted to `loop_info64`;
+/// `legacy` for the old `loop_info` calls (native or compat). The caller checked
+/// that the opener may write.
+fn set_status_as<U: kernel::transmute::FromBytes>(
+    dev: &LoopDevice,
+    disk: &Disk<LoopDevice>,
+    arg: usize,
+    legacy: bool,
+    conv: impl FnOnce(&U) -> LoopInfo64,
+) -> Result<i32> {
+    let u: U = read_user(arg)?;
+    set_status(dev, disk, &conv(&u), legacy)
+}
+
+/// `LOOP_GET_STATUS{,64}`: the status converted to the caller's struct `U`.
+fn get_status_as<U: kernel::transmute::AsBytes>(
+    dev: &LoopDevice,
+    arg: usize,
+    conv: impl FnOnce(&LoopInfo64) -> Result<U>,
+) -> Result<i32> {
+    if arg == 0 {
+        return Err(EINVAL);
+    }
+    let i = get_status(dev)?;
+    write_user(arg, &conv(&i)?)?;
+    Ok(0)
+}
+
 /// `/dev/loop-control` ioctls.
 pub(crate) fn control(cmd: u32, arg: usize) -> Result<isize> {
     let n = arg as i32;
@@ -239,43 +267,19 @@ pub(crate) fn device(
         cmd::LOOP_CLR_FD => clr_fd(dev, disk),
         cmd::LOOP_SET_STATUS if compat => {
             may_write()?;
-            let old: CompatLoopInfo = read_user(arg)?;
-            set_status(dev, disk, &info_from_compat(&old), true)
+            set_status_as(dev, disk, arg, true, info_from_compat)
         }
-        cmd::LOOP_GET_STATUS if compat => {
-            if arg == 0 {
-                return Err(EINVAL);
-            }
-            let i = get_status(dev)?;
-            write_user(arg, &info_to_compat(&i)?)?;
-            Ok(0)
-        }
+        cmd::LOOP_GET_STATUS if compat => get_status_as(dev, arg, info_to_compat),
         cmd::LOOP_SET_STATUS => {
             may_write()?;
-            let old: LoopInfo = read_user(arg)?;
-            set_status(dev, disk, &info_from_old(&old), true)
+            set_status_as(dev, disk, arg, true, info_from_old)
         }
-        cmd::LOOP_GET_STATUS => {
-            if arg == 0 {
-                return Err(EINVAL);
-            }
-            let i = get_status(dev)?;
-            write_user(arg, &info_to_old(&i)?)?;
-            Ok(0)
-        }
+        cmd::LOOP_GET_STATUS => get_status_as(dev, arg, info_to_old),
         cmd::LOOP_SET_STATUS64 => {
             may_write()?;
-            let i: LoopInfo64 = read_user(arg)?;
-            set_status(dev, disk, &i, false)
+            set_status_as(dev, disk, arg, false, |i: &LoopInfo64| *i)
         }
-        cmd::LOOP_GET_STATUS64 => {
-            if arg == 0 {
-                return Err(EINVAL);
-            }
-            let i = get_status(dev)?;
-            write_user(arg, &i)?;
-            Ok(0)
-        }
+        cmd::LOOP_GET_STATUS64 => get_status_as(dev, arg, |i| Ok(*i)),
         cmd::LOOP_SET_CAPACITY => {
             may_write()?;
             set_capacity(dev, disk)
