@@ -600,24 +600,12 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     unsafe { bindings::blk_mq_start_request(rq) };
     // SAFETY: `queuedata` is the `Arc<T>` foreign pointer, alive while the queue is.
     let data: &T = unsafe { &*(*(*hctx).queue).queuedata.cast::<T>() };
-    // `->queue_rq` may run from a plug flush (`blk_mq_flush_plug_list` walking
-    // `current->plug`). I/O the driver submits inline (remapped clones, a backing
-    // file's direct I/O) must not be added to that plug while it is being flushed:
-    // with no plug, it is issued directly or plugged by its submitter's own plug.
-    // SAFETY: Only the current task's own plug pointer is read and cleared.
-    let plug = unsafe { rust_loop_plug_take() };
     // INVARIANT: started above, ended by the driver.
-    T::queue_rq(
-        data,
-        Request {
-            ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
-            _p: PhantomData,
-        },
-        last,
-    );
-    // SAFETY: Puts back the pointer taken above, in the same task; the plug lives in
-    // the frame that is flushing it, below this one.
-    unsafe { rust_loop_plug_restore(plug) };
+    let rq = Request {
+        ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
+        _p: PhantomData,
+    };
+    without_plug(|| T::queue_rq(data, rq, last));
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
@@ -876,6 +864,25 @@ impl fmt::Write for NameWriter {
     }
 }
 
+/// Runs `f` with the current task's plug set aside.
+///
+/// `->queue_rq` may run from a plug flush (`blk_mq_flush_plug_list` walking
+/// `current->plug`). I/O the driver submits inline (remapped clones, a backing
+/// file's direct I/O) must not be added to that plug while it is being flushed:
+/// with no plug, it is issued directly or plugged by its submitter's own plug.
+/// The plug's cached timestamp goes with it (`PF_BLOCK_TS` is cleared), or a
+/// context switch in `f` would find the flag and no plug.
+pub(crate) fn without_plug<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: Only the current task's own plug (pointer, cached timestamp, flag) is
+    // read and cleared.
+    let plug = unsafe { rust_loop_plug_take() };
+    let r = f();
+    // SAFETY: Puts back the pointer taken above, in the same task; the plug lives in
+    // a frame below this one (the one that started it, or is flushing it).
+    unsafe { rust_loop_plug_restore(plug) };
+    r
+}
+
 /// Runs `f` with `PF_MEMALLOC_NOIO` set: allocations in it never recurse into I/O
 /// (which could come back to this loop device).
 pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
@@ -885,4 +892,49 @@ pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: Restores what `noio_save` returned.
     unsafe { rust_loop_noio_restore(flags) };
     r
+}
+
+#[kunit_tests(rust_loop_plug)]
+mod tests {
+    use super::*;
+    use kernel::time::{delay::fsleep, Delta};
+
+    fn current_plug() -> *mut bindings::blk_plug {
+        // SAFETY: Reads the current task's own plug pointer.
+        unsafe { rust_loop_current_plug() }
+    }
+
+    fn ts_cached() -> bool {
+        // SAFETY: Reads the current task's own flags.
+        unsafe { rust_loop_plug_ts_cached() }
+    }
+
+    /// A request stamped under a plug caches a timestamp and sets `PF_BLOCK_TS`;
+    /// every context switch then clears the timestamp through `current->plug`.
+    /// With the plug set aside, a sleep (a context switch away and back) must find
+    /// the flag cleared, and the plug must come back as it was.
+    #[test]
+    fn plug_set_aside_survives_a_context_switch() {
+        let mut plug = core::mem::MaybeUninit::<bindings::blk_plug>::uninit();
+        let p = plug.as_mut_ptr();
+        // SAFETY: `plug` stays in this frame, unmoved, until `blk_finish_plug`.
+        unsafe { bindings::blk_start_plug(p) };
+        // SAFETY: Caches a timestamp in the current task's plug, started above.
+        unsafe { rust_loop_plug_cache_ts() };
+        let before = (current_plug() == p, ts_cached());
+        let inside = without_plug(|| {
+            let seen = (current_plug().is_null(), ts_cached());
+            fsleep(Delta::from_millis(2));
+            seen
+        });
+        let after = current_plug() == p;
+        // SAFETY: Ends the plug started above, still `current->plug`.
+        unsafe { bindings::blk_finish_plug(p) };
+        // Asserted only now: a failed assertion ends the test, which must not
+        // leave `current->plug` pointing into this frame.
+        assert_eq!(before, (true, true));
+        assert_eq!(inside, (true, false));
+        assert!(after);
+        assert!(current_plug().is_null());
+    }
 }

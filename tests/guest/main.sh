@@ -29,12 +29,15 @@ unload_all() {
 	true
 }
 
-# Flatten the KTAP that KUnit printed for our suite into a one-level KTAP stream.
+# Flatten the KTAP that KUnit printed for our suites (rust_loop, rust_loop_plug, ...)
+# into a one-level KTAP stream.
 kunit_results() {
 	dmesg | sed 's/^\[[ 0-9.]*\] //' | awk '
-		/# Subtest: rust_loop$/ { on = 1; n = 0; next }
-		on && /^ *(not )?ok [0-9]+ rust_loop$/ { on = 0; next }
-		on && /^ *(not )?ok [0-9]+ / { sub(/^ +/, ""); lines[++n] = $0; next }
+		/# Subtest: rust_loop(_[a-z_]+)?$/ { on = 1; next }
+		on && /^ *(not )?ok [0-9]+ rust_loop(_[a-z_]+)?$/ { on = 0; next }
+		on && /^ *(not )?ok [0-9]+ / {
+			sub(/^ +/, ""); sub(/ok [0-9]+ /, "ok " (++k) " "); lines[++n] = $0; next
+		}
 		on && /^ *# / && !/# speed:/ { sub(/^ +/, ""); lines[++n] = $0 }
 		END {
 			c = 0; for (i = 1; i <= n; i++) if (lines[i] ~ /^(not )?ok /) c++
@@ -178,6 +181,7 @@ subset)
 			dmesg -C
 			unload_all
 			load $impl
+			[ $impl = rust_loop ] && kunit_results
 			scratch_up
 			for f in $only; do LOOP_IMPL=$impl bash $T/$f; done
 			rl_cleanup_all
