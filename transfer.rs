@@ -13,7 +13,7 @@
 
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
-use crate::kapi::blk::{feat, noio, Dir, Op, Request};
+use crate::kapi::blk::{feat, noio, with_plug, Dir, Op, Request};
 use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile, FileKind};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
@@ -189,10 +189,14 @@ impl WorkItem for Worker {
                 if batch.is_empty() {
                     break;
                 }
-                for p in batch.drain_all() {
-                    handle(p);
-                    this.queued.fetch_sub(1, Ordering::Relaxed);
-                }
+                // One plug per batch: the backing device gets the batch's clones
+                // and direct I/O bios together (one doorbell), not one by one.
+                with_plug(|| {
+                    for p in batch.drain_all() {
+                        handle(p);
+                        this.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                });
             }
         })
     }

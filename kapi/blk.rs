@@ -883,6 +883,21 @@ pub(crate) fn without_plug<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Runs `f` under a plug of its own (`blk_start_plug`/`blk_finish_plug`): bios it
+/// submits reach their device together at the end (or when the task sleeps), one
+/// queue run and doorbell for the lot instead of one each.
+pub(crate) fn with_plug<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug = core::mem::MaybeUninit::<bindings::blk_plug>::uninit();
+    let p = plug.as_mut_ptr();
+    // SAFETY: `plug` stays in this frame, unmoved, until `blk_finish_plug` below;
+    // `blk_start_plug` initialises it (and only installs it if the task has none).
+    unsafe { bindings::blk_start_plug(p) };
+    let r = f();
+    // SAFETY: Ends the plug started above.
+    unsafe { bindings::blk_finish_plug(p) };
+    r
+}
+
 /// Runs `f` with `PF_MEMALLOC_NOIO` set: allocations in it never recurse into I/O
 /// (which could come back to this loop device).
 pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
