@@ -514,7 +514,8 @@ fn configure(
     let _ = file.fsync();
     let _ = disk.add_loop_attrs();
     disk.set_capacity_notify(calc_size(&file, info.lo_offset, info.lo_sizelimit));
-    dev.set_binding(Some(binding));
+    // Unbound until now: there is no old binding to drop.
+    drop(dev.set_binding(Some(binding)));
     let mut name = info.lo_file_name;
     name[LO_NAME_SIZE - 1] = 0;
     st.cfg = Some(Config {
@@ -563,12 +564,14 @@ fn detach(
         // `bdev_release` has written back and waited for what was in flight, so no
         // freeze (loop.ko does not freeze here either; a freeze waits for an RCU
         // grace period, most of a detach's time). The worker is drained all the same.
-        dev.set_binding(None);
+        drop(dev.set_binding(None));
         cfg.worker.quiesce();
     } else {
-        let _frozen = disk.freeze();
-        dev.set_binding(None);
+        let frozen = disk.freeze();
+        let old = dev.set_binding(None);
         cfg.worker.quiesce();
+        drop(frozen);
+        drop(old);
     }
     disk.remove_loop_attrs();
     let _ = disk.update_limits(|l| l.set_block_size(512));
@@ -686,6 +689,7 @@ fn set_status(
     if size_changed {
         disk.sync_and_invalidate();
     }
+    let old_binding;
     {
         let _frozen = disk.freeze();
         c.offset = info.lo_offset;
@@ -698,8 +702,9 @@ fn set_status(
             c.flags &= !flags::DIRECT_IO;
         }
         c.remap = remap;
-        dev.set_binding(Some(b));
+        old_binding = dev.set_binding(Some(b));
     }
+    drop(old_binding);
     if new_partscan {
         disk.suppress_part_scan(false);
     }
@@ -741,13 +746,15 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
     let b = c.binding(on)?;
     let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
     disk.update_limits_frozen(|l| l.set_dma_alignment(dma))?;
-    let _frozen = disk.freeze();
-    dev.set_binding(Some(b));
+    let frozen = disk.freeze();
+    let old = dev.set_binding(Some(b));
     if on {
         c.flags |= flags::DIRECT_IO;
     } else {
         c.flags &= !flags::DIRECT_IO;
     }
+    drop(frozen);
+    drop(old);
     Ok(0)
 }
 
@@ -783,8 +790,10 @@ fn set_block_size(
     if dio && !can_use_dio(&c.file, c.offset, bs) {
         c.flags &= !flags::DIRECT_IO;
         let b = c.binding(false)?;
-        let _frozen = disk.freeze();
-        dev.set_binding(Some(b));
+        let frozen = disk.freeze();
+        let old = dev.set_binding(Some(b));
+        drop(frozen);
+        drop(old);
     }
     Ok(0)
 }
@@ -838,6 +847,7 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         }
     };
     let old;
+    let old_binding;
     {
         let _frozen = disk.freeze();
         c.file.restore_gfp(c.gfp);
@@ -847,8 +857,9 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         if !dio {
             c.flags &= !flags::DIRECT_IO;
         }
-        dev.set_binding(Some(b));
+        old_binding = dev.set_binding(Some(b));
     }
+    drop(old_binding);
     let partscan = c.flags & flags::PARTSCAN != 0;
     disk.suppress_uevents(false);
     disk.uevent_change();

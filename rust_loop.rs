@@ -146,11 +146,17 @@ impl LoopDevice {
         self.io.lock().as_ref().map(|b| b.worker.clone())
     }
 
-    /// Installs the data path's binding (`None`: unbound). The old one is dropped
-    /// after the spinlock is released: its teardown (backing file, bio_set) sleeps.
-    pub(crate) fn set_binding(&self, b: Option<Arc<transfer::Binding>>) {
-        let old = core::mem::replace(&mut *self.io.lock(), b);
-        drop(old);
+    /// Installs the data path's binding (`None`: unbound) and returns the old one.
+    /// The caller drops it outside the spinlock and after unfreezing the queue: its
+    /// teardown (backing file, `bioset_exit`) sleeps and takes `bio_slab_lock`, and
+    /// memory reclaim, which a frozen queue's I/O may wait for, nests under that
+    /// lock (lockdep: `bio_slab_lock` after `q_usage_counter`).
+    #[must_use]
+    pub(crate) fn set_binding(
+        &self,
+        b: Option<Arc<transfer::Binding>>,
+    ) -> Option<Arc<transfer::Binding>> {
+        core::mem::replace(&mut *self.io.lock(), b)
     }
 
     /// Current phase.
