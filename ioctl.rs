@@ -13,10 +13,10 @@ use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
-    cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_NONE, LO_KEY_SIZE,
-    LO_NAME_SIZE,
+    cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_CRYPTOAPI,
+    LO_CRYPT_NONE, LO_CRYPT_XOR, LO_KEY_SIZE, LO_NAME_SIZE,
 };
-use crate::kapi::{capable_sys_admin, errno, param, ModuleRef};
+use crate::kapi::{capable_sys_admin, errno, warn_verbatim, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};
 use crate::{LoopDevice, Phase};
 use core::fmt;
@@ -76,14 +76,20 @@ impl Config {
     }
 }
 
-/// Device size in 512-byte sectors (loop.c `lo_calculate_size`): the file's size
-/// less the offset, clamped to `sizelimit`, partial sector dropped.
-pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
-    let mut size = file_size.saturating_sub(offset);
+/// Device size in bytes: the file's size less the offset, clamped to `sizelimit`.
+pub(crate) fn device_bytes(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
+    let size = file_size.saturating_sub(offset);
     if sizelimit > 0 && sizelimit < size {
-        size = sizelimit;
+        sizelimit
+    } else {
+        size
     }
-    size >> 9
+}
+
+/// Device size in 512-byte sectors (loop.c `lo_calculate_size`): the partial
+/// sector of [`device_bytes`] dropped.
+pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
+    device_bytes(file_size, offset, sizelimit) >> 9
 }
 
 /// Block size checks loop.ko's queue-limit validation makes: 0 picks the default;
@@ -100,8 +106,24 @@ pub(crate) fn check_block_size(bs: u32) -> Result<u32> {
 
 /// `loop_set_status_from_info`'s checks.
 pub(crate) fn check_info(info: &LoopInfo64) -> Result {
-    if info.lo_encrypt_key_size as usize > LO_KEY_SIZE || info.lo_encrypt_type != LO_CRYPT_NONE {
+    if info.lo_encrypt_key_size as usize > LO_KEY_SIZE {
         return Err(EINVAL);
+    }
+    match info.lo_encrypt_type {
+        LO_CRYPT_NONE => {}
+        LO_CRYPT_XOR => {
+            warn_verbatim(format_args!(
+                "support for the xor transformation has been removed.\n"
+            ));
+            return Err(EINVAL);
+        }
+        LO_CRYPT_CRYPTOAPI => {
+            warn_verbatim(format_args!(
+                "support for cryptoloop has been removed.  Use dm-crypt instead.\n"
+            ));
+            return Err(EINVAL);
+        }
+        _ => return Err(EINVAL),
     }
     if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
         return Err(EOVERFLOW);
@@ -342,17 +364,26 @@ fn validate_file(dev: &LoopDevice, file: &BackingFile) -> Result {
 
 /// Whether direct I/O can be used for `file` at `offset` with block size `bs`
 /// (`lo_can_use_dio`): the file supports O_DIRECT and the block size and offset
-/// are multiples of the backing store's logical block size.
+/// are multiples of the file's direct I/O offset alignment.
 fn can_use_dio(file: &BackingFile, offset: u64, bs: u32) -> bool {
     let min = dio_min_size(file);
     file.can_direct() && bs >= min && offset % u64::from(min) == 0
 }
 
+/// The smallest direct I/O unit of `file` (`lo_min_dio_size`; at least a sector).
 fn dio_min_size(file: &BackingFile) -> u32 {
-    file.underlying_bdev()
-        .map(|(lbs, _)| lbs)
-        .unwrap_or(512)
-        .max(512)
+    file.dio_alignment().offset.max(512)
+}
+
+/// The device's DMA alignment mask (`loop_set_dma_limit`): with direct I/O the
+/// request's pages go to the backing file as they are, so its memory alignment
+/// (`STATX_DIOALIGN`'s, not its block size) applies; never below a sector's.
+fn dma_alignment(file: &BackingFile, dio: bool) -> u32 {
+    if dio {
+        file.dio_alignment().mem_mask.max(511)
+    } else {
+        511
+    }
 }
 
 /// Default block size (`loop_default_blocksize`).
@@ -361,6 +392,15 @@ fn default_block_size(file: &BackingFile, dio: bool) -> u32 {
         dio_min_size(file)
     } else {
         512
+    }
+}
+
+/// Sets the size and tells user space (`loop_set_size`): a `RESIZE=1` change
+/// uevent for a real change between non-zero sizes, else a plain change uevent,
+/// also when the size stayed the same (udev re-reads the device on it).
+fn set_size(disk: &Disk<LoopDevice>, sectors: u64) {
+    if !disk.set_capacity_notify(sectors) {
+        disk.uevent_change();
     }
 }
 
@@ -389,10 +429,14 @@ fn apply_limits(
         _ => None,
     };
     let wc = write_cache_feature(file, read_only);
-    let dma = if dio { dio_min_size(file) - 1 } else { 511 };
+    let dma = dma_alignment(file, dio);
     disk.update_limits(|l| {
+        // I/O accounting is on from the start, as on loop.ko, and stays as the
+        // user set it through sysfs (`queue/iostats`).
+        let keep = l.features() & (feat::IO_STAT | feat::NOWAIT);
         if let Some(offset) = remap_offset {
             l.reset_for_stacking();
+            l.set_features(keep & feat::IO_STAT, true);
             file.stack_limits_onto(l, offset);
             if bs > l.logical_block_size() {
                 l.set_block_size(bs);
@@ -403,6 +447,7 @@ fn apply_limits(
             return;
         }
         l.reset_to_defaults();
+        l.set_features(keep, true);
         l.set_max_hw_sectors(crate::LOOP_DEFAULT_MAX_SECTORS);
         l.set_block_size(bs);
         l.set_features(wc, true);
@@ -486,7 +531,7 @@ fn configure(
     if crate::part_shift() > 0 {
         lo_flags |= flags::PARTSCAN;
     }
-    let depth = param(&crate::module_parameters::hw_queue_depth) as usize;
+    let depth = crate::kapi::params::hw_queue_depth() as usize;
     let worker = Worker::new(wq, depth)?;
     let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(
@@ -513,7 +558,8 @@ fn configure(
     let gfp = file.restrict_gfp();
     let _ = file.fsync();
     let _ = disk.add_loop_attrs();
-    disk.set_capacity_notify(calc_size(&file, info.lo_offset, info.lo_sizelimit));
+    // Uevents are suppressed here: the one change event follows below.
+    set_size(disk, calc_size(&file, info.lo_offset, info.lo_sizelimit));
     // Unbound until now: there is no old binding to drop.
     drop(dev.set_binding(Some(binding)));
     let mut name = info.lo_file_name;
@@ -539,15 +585,24 @@ fn configure(
     disk.uevent_change();
     drop(st);
     if partscan {
-        if let Err(e) = disk.rescan_partitions(false) {
-            pr_warn!(
-                "loop{}: partition scan failed (rc={})\n",
-                dev.number,
-                e.to_errno()
-            );
-        }
+        reread_partitions(dev, disk, &name);
     }
     Ok(0)
+}
+
+/// Scans the partition table after a change (`loop_reread_partitions`), with
+/// loop.ko's log line on failure (blktests greps it for `rc=-16`). `name` is the
+/// configured file name. Called without the device lock.
+fn reread_partitions(dev: &LoopDevice, disk: &Disk<LoopDevice>, name: &[u8; LO_NAME_SIZE]) {
+    if let Err(e) = disk.rescan_partitions(false) {
+        let n = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        warn_verbatim(format_args!(
+            "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
+            dev.number,
+            core::str::from_utf8(&name[..n]).unwrap_or("?"),
+            e.to_errno()
+        ));
+    }
 }
 
 /// Tears a bound device down (`__loop_clr_fd`). `open_locked`: called from
@@ -581,11 +636,16 @@ fn detach(
     disk.set_read_only(false);
     disk.uevent_change();
     disk.force_media_change();
-    let partscan = cfg.flags & flags::PARTSCAN != 0;
     st.phase = Phase::Unbound;
     drop(st);
-    if partscan || crate::part_shift() > 0 {
-        let _ = disk.rescan_partitions(open_locked);
+    // Every partition goes, also those added with BLKPG (`partx -a`) without
+    // partscan: a stale loopNp1 would map onto the next, unrelated binding.
+    if let Err(e) = disk.rescan_partitions(open_locked) {
+        warn_verbatim(format_args!(
+            "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
+            dev.number,
+            e.to_errno()
+        ));
     }
     if crate::part_shift() == 0 {
         disk.suppress_part_scan(true);
@@ -709,11 +769,12 @@ fn set_status(
         disk.suppress_part_scan(false);
     }
     if size_changed {
-        disk.set_capacity_notify(calc_size(&c.file, c.offset, c.sizelimit));
+        set_size(disk, calc_size(&c.file, c.offset, c.sizelimit));
     }
+    let name = c.file_name;
     drop(st);
     if new_partscan {
-        let _ = disk.rescan_partitions(false);
+        reread_partitions(dev, disk, &name);
     }
     Ok(0)
 }
@@ -724,7 +785,7 @@ fn set_capacity(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
         return Err(ENXIO);
     }
     let c = st.cfg.as_ref().ok_or(ENXIO)?;
-    disk.set_capacity_notify(calc_size(&c.file, c.offset, c.sizelimit));
+    set_size(disk, calc_size(&c.file, c.offset, c.sizelimit));
     Ok(0)
 }
 
@@ -744,7 +805,7 @@ fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
         let _ = c.file.fsync();
     }
     let b = c.binding(on)?;
-    let dma = if on { dio_min_size(&c.file) - 1 } else { 511 };
+    let dma = dma_alignment(&c.file, on);
     disk.update_limits_frozen(|l| l.set_dma_alignment(dma))?;
     let frozen = disk.freeze();
     let old = dev.set_binding(Some(b));
@@ -813,21 +874,19 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     let mut st = dev.state.lock();
     bound_ro(&st)?;
     let c = st.cfg.as_mut().ok_or(ENXIO)?;
-    // Same size in bytes (loop.ko compares 512-byte sectors: 1 MiB and 1 MiB + 100
-    // bytes pass there; a size change is refused here).
-    if size_sectors(file.size(), c.offset, c.sizelimit)
-        != size_sectors(c.file.size(), c.offset, c.sizelimit)
-        || file.size() != c.file.size()
+    // The same device size (offset and sizelimit applied, as loop.ko), to the
+    // byte: loop.ko compares 512-byte sectors, so that 1 MiB and 1 MiB + 100 bytes
+    // pass there; a size change is refused here.
+    if device_bytes(file.size(), c.offset, c.sizelimit)
+        != device_bytes(c.file.size(), c.offset, c.sizelimit)
     {
         return Err(EINVAL);
     }
     let remap = remap_pool(&file, c.offset, &c.remap)?;
-    let _ = file.fsync();
-    disk.suppress_uevents(true);
-    disk.force_media_change();
-    let dio = c.flags & flags::DIRECT_IO != 0
-        && file.opened_direct()
-        && can_use_dio(&file, c.offset, c.block_size);
+    // A file opened with O_DIRECT turns direct I/O on, and it stays on for a later
+    // file opened without (`loop_assign_backing_file`), where the file allows it.
+    let want_dio = c.flags & flags::DIRECT_IO != 0 || file.opened_direct();
+    let dio = want_dio && can_use_dio(&file, c.offset, c.block_size);
     let b = Arc::new(
         Binding::new(
             file.clone(),
@@ -838,14 +897,19 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
             remap.clone(),
         ),
         GFP_KERNEL,
+    )?;
+    let (old_dma, new_dma) = (
+        dma_alignment(&c.file, c.flags & flags::DIRECT_IO != 0),
+        dma_alignment(&file, dio),
     );
-    let b = match b {
-        Ok(b) => b,
-        Err(e) => {
-            disk.suppress_uevents(false);
-            return Err(e.into());
-        }
-    };
+    // A stricter DMA alignment is in place before the new binding serves I/O, a
+    // looser one only after (the limits lock ranks above a freeze).
+    if new_dma > old_dma {
+        disk.update_limits_frozen(|l| l.set_dma_alignment(new_dma))?;
+    }
+    let _ = file.fsync();
+    disk.suppress_uevents(true);
+    disk.force_media_change();
     let old;
     let old_binding;
     {
@@ -854,19 +918,25 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
         c.gfp = file.restrict_gfp();
         old = core::mem::replace(&mut c.file, file);
         c.remap = remap;
-        if !dio {
+        if dio {
+            c.flags |= flags::DIRECT_IO;
+        } else {
             c.flags &= !flags::DIRECT_IO;
         }
         old_binding = dev.set_binding(Some(b));
     }
     drop(old_binding);
+    if new_dma < old_dma {
+        let _ = disk.update_limits_frozen(|l| l.set_dma_alignment(new_dma));
+    }
     let partscan = c.flags & flags::PARTSCAN != 0;
+    let name = c.file_name;
     disk.suppress_uevents(false);
     disk.uevent_change();
     drop(st);
     drop(old);
     if partscan {
-        let _ = disk.rescan_partitions(false);
+        reread_partitions(dev, disk, &name);
     }
     Ok(0)
 }

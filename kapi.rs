@@ -21,6 +21,7 @@ pub(crate) mod chrdev;
 pub(crate) mod errno;
 pub(crate) mod file;
 mod helpers;
+pub(crate) mod params;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;
@@ -44,16 +45,6 @@ pub(crate) const fn this_module() -> *mut bindings::module {
     m.as_ptr()
 }
 
-/// The value of a module parameter: the one given at load, else the default.
-/// (7.3's `value()` returns a copy, 7.2's a reference.)
-pub(crate) fn param<T: Copy>(p: &kernel::module_param::ModuleParamAccess<T>) -> T {
-    #[cfg(rl_kernel_ge_7_3)]
-    let v = p.value();
-    #[cfg(not(rl_kernel_ge_7_3))]
-    let v = *p.value();
-    v
-}
-
 /// A reference on this module: held while a device is bound, as loop.ko does, so
 /// `rmmod` fails with `EBUSY` instead of tearing down a device under a mount.
 pub(crate) struct ModuleRef(());
@@ -73,4 +64,19 @@ impl Drop for ModuleRef {
         // SAFETY: Paired with `__module_get` in `get`.
         unsafe { bindings::module_put(this_module()) };
     }
+}
+
+/// Logs a line at `KERN_WARNING` without the module-name prefix that `pr_warn!`
+/// adds: for the lines loop.ko prints verbatim (loop.c has no `pr_fmt`), which
+/// scripts and admins grep for. The line ends with a newline of its own.
+pub(crate) fn warn_verbatim(args: core::fmt::Arguments<'_>) {
+    // SAFETY: `%pA` formats the `fmt::Arguments` the pointer points to (the
+    // kernel's `rust_fmt_argument`, as `kernel::print` uses it); `args` outlives
+    // the call.
+    unsafe {
+        bindings::_printk(
+            kernel::str::as_char_ptr_in_const_context(c"\x014%pA"),
+            core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
+        )
+    };
 }

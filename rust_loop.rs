@@ -27,8 +27,18 @@
 //! tag set, so no requests are preallocated per device (loop.ko preallocates its
 //! queue depth, 128, per device); the per-device worker (a workqueue) and its queue
 //! are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach.
+//!
+//! # Queue depth
+//!
+//! The shared tag set holds `hw_queue_depth` tags for [`SHARED_DEPTH_DEVICES`]
+//! devices. The block layer shares it fairly among the queues that have requests
+//! in flight (each of N busy queues may hold `depth / N`), so up to that many busy
+//! devices each get loop.ko's per-device depth, a lone busy device gets more, and
+//! idle or unattached devices hold none. (A queue is bound to its tag set when its
+//! disk is made, and a set's depth cannot grow: a set per device would cost an
+//! unattached device loop.ko's 128 preallocated requests.)
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
 use kapi::sync::{new_spinlock_irq, SpinLockIrq};
@@ -50,20 +60,6 @@ module! {
     description: "Loop block devices (drop-in for loop.ko), in Rust",
     license: "GPL",
     alias: ["devname:loop-control", "char-major-10-237", "block-major-7-*"],
-    params: {
-        max_loop: i32 {
-            default: 8,
-            description: "Devices created at load (more are made on demand; not a limit)",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum partitions per device (as loop.ko; forces partscan)",
-        },
-        hw_queue_depth: u32 {
-            default: 128,
-            description: "Queue depth of the tag set shared by all devices",
-        },
-    },
 }
 
 /// `LOOP_MAJOR`.
@@ -72,6 +68,9 @@ const LOOP_MAJOR: u32 = 7;
 const LOOP_CTRL_MINOR: u32 = 237;
 /// Initial `max_hw_sectors` of an unattached device (loop.ko's value).
 const LOOP_DEFAULT_MAX_SECTORS: u32 = 2560;
+/// Busy devices that each get `hw_queue_depth` tags of the shared tag set at once
+/// (see "Queue depth" above).
+const SHARED_DEPTH_DEVICES: u32 = 16;
 /// `MINORBITS`.
 const MINORBITS: u32 = 20;
 
@@ -257,9 +256,20 @@ pub(crate) fn ctl_add(n: i32) -> Result<u32> {
     REGISTRY.lock().add(u32::try_from(n).ok())
 }
 
+/// `LOOP_CTL_REMOVE` of a negative number was logged (`pr_warn_once`).
+static REMOVE_ANY_WARNED: AtomicBool = AtomicBool::new(false);
+
 /// `LOOP_CTL_REMOVE`.
 pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
-    let n = u32::try_from(n).map_err(|_| EINVAL)?;
+    let Ok(n) = u32::try_from(n) else {
+        // loop.ko's line, once per module load.
+        if !REMOVE_ANY_WARNED.swap(true, Ordering::Relaxed) {
+            kapi::warn_verbatim(format_args!(
+                "deleting an unspecified loop device is not supported.\n"
+            ));
+        }
+        return Err(EINVAL);
+    };
     let mut reg = REGISTRY.lock();
     let idx = reg
         .slots
@@ -371,26 +381,26 @@ impl kernel::Module for RustLoop {
             REGISTRY.init();
             VALIDATE.init();
         }
-        let max_part = kapi::param(&module_parameters::max_part);
-        let max_loop = kapi::param(&module_parameters::max_loop);
-        let depth = kapi::param(&module_parameters::hw_queue_depth);
-        if max_part < 0 || max_loop < 0 || depth < 1 {
-            pr_err!("max_part, max_loop must be >= 0 and hw_queue_depth >= 1\n");
-            return Err(EINVAL);
-        }
+        // loop.ko's checks: a negative max_part means none; the part shift must
+        // leave room for max_loop devices.
+        let max_part = kapi::params::max_part();
+        let max_loop = kapi::params::max_loop();
+        let depth = kapi::params::hw_queue_depth();
         let part_shift = if max_part > 0 {
-            32 - (max_part as u32).leading_zeros()
+            let shift = 32 - (max_part as u32).leading_zeros();
+            kapi::params::set_max_part(((1u64 << shift) - 1) as i32);
+            shift
         } else {
             0
         };
-        if (1u32 << part_shift) > 256 {
+        if (1u32 << part_shift) > 256 || i64::from(max_loop) > 1i64 << (MINORBITS - part_shift) {
             return Err(EINVAL);
         }
         {
             let mut reg = REGISTRY.lock();
             reg.part_shift = part_shift;
             PART_SHIFT.store(part_shift, Ordering::Relaxed);
-            let tag_set = TagSet::new(depth)?;
+            let tag_set = TagSet::new(depth.saturating_mul(SHARED_DEPTH_DEVICES))?;
             let wq = Arc::new(kapi::wq::OwnedQueue::new_shared()?, GFP_KERNEL)?;
             reg.tag_set = Some(tag_set);
             reg.wq = Some(wq);
@@ -424,7 +434,7 @@ impl kernel::Module for RustLoop {
                 return Err(if e == EBUSY { EBUSY } else { EIO });
             }
         };
-        for i in 0..max_loop as u32 {
+        for i in 0..max_loop.max(0) as u32 {
             // Best effort, as loop.ko: a failure here leaves fewer devices.
             let _ = REGISTRY.lock().add(Some(i));
         }

@@ -303,6 +303,11 @@ unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+unsigned int rust_loop_bdev_dma_alignment(struct block_device *bdev)
+{
+	return bdev_dma_alignment(bdev);
+}
+
 bool rust_loop_bdev_rot(struct block_device *bdev)
 {
 	return bdev_rot(bdev);

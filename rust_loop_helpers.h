@@ -43,6 +43,7 @@ struct block_device *rust_loop_file_sb_bdev(struct file *file);
 void rust_loop_mapping_restrict_gfp(struct file *file, gfp_t *saved);
 void rust_loop_mapping_set_gfp(struct file *file, gfp_t gfp);
 unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
+unsigned int rust_loop_bdev_dma_alignment(struct block_device *bdev);
 bool rust_loop_bdev_rot(struct block_device *bdev);
 unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev);
 unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev);

@@ -162,17 +162,18 @@ impl Worker {
         this.queued.fetch_add(1, Ordering::Relaxed);
         {
             let mut q = this.pending.lock();
-            if let Err(e) = q.push_within_capacity(p) {
-                // More requests than tags cannot be in flight; should the tag set
-                // ever be resized, grow without sleeping.
-                let p = e.0;
-                if let Err(e) = q.push(p, GFP_ATOMIC) {
-                    drop(q);
-                    let _ = e;
-                    this.queued.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
+            // A device with more than `hw_queue_depth` requests in flight (the
+            // shared tag set lets a busy device have more): grow without sleeping.
+            // The capacity stays, so this happens once per size.
+            if q.len() == q.capacity() && q.reserve(1, GFP_ATOMIC).is_err() {
+                drop(q);
+                this.queued.fetch_sub(1, Ordering::Relaxed);
+                // Never dropped unended: the I/O fails (ENOMEM), it does not hang.
+                complete(p.rq, Err(ENOMEM));
+                return;
             }
+            // Cannot fail: there is room.
+            let _ = q.push_within_capacity(p);
         }
         let _ = this.wq.enqueue(this.clone());
     }

@@ -445,6 +445,10 @@ pub(crate) mod feat {
     pub(crate) const FUA: u32 = 1 << 1;
     /// Rotational medium.
     pub(crate) const ROTATIONAL: u32 = 1 << 2;
+    /// I/O accounting (`/proc/diskstats`, `queue/iostats`).
+    pub(crate) const IO_STAT: u32 = 1 << 4;
+    /// `REQ_NOWAIT` bios are taken.
+    pub(crate) const NOWAIT: u32 = 1 << 7;
 }
 
 impl Limits {
@@ -464,6 +468,11 @@ impl Limits {
     pub(crate) fn reset_to_defaults(&mut self) {
         // SAFETY: All-zero is a valid `queue_limits`.
         self.0 = unsafe { core::mem::zeroed() };
+    }
+
+    /// The feature bits set now.
+    pub(crate) fn features(&self) -> u32 {
+        self.0.features
     }
 
     /// Logical block size.

@@ -36,6 +36,15 @@ pub(crate) enum FileKind {
 #[derive(Clone)]
 pub(crate) struct BackingFile(ARef<File>);
 
+/// What direct I/O to a backing file must be aligned to.
+#[derive(Clone, Copy)]
+pub(crate) struct DioAlign {
+    /// File offsets and lengths (`dio_offset_align`).
+    pub(crate) offset: u32,
+    /// Memory addresses, as a mask (`dio_mem_align - 1`).
+    pub(crate) mem_mask: u32,
+}
+
 /// Identity of a backing file as `LOOP_GET_STATUS64` reports it.
 pub(crate) struct FileStat {
     /// `st_dev` (huge-encoded).
@@ -285,6 +294,44 @@ impl BackingFile {
         let tail = &buf[off..];
         let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
         Ok(&buf[off..off + n])
+    }
+
+    /// Direct I/O alignment (`loop_update_dio_alignment`): the file's
+    /// `STATX_DIOALIGN` if it reports one, else its filesystem's device's logical
+    /// block size and DMA alignment, else 512 bytes.
+    pub(crate) fn dio_alignment(&self) -> DioAlign {
+        // SAFETY: All-zero is a valid `kstat`.
+        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        // SAFETY: `f_path` is valid while the file is open; `st` outlives the call.
+        let ret = unsafe {
+            bindings::vfs_getattr(
+                &(*self.raw()).__bindgen_anon_1.f_path,
+                &mut st,
+                bindings::STATX_DIOALIGN,
+                0,
+            )
+        };
+        if ret == 0 && st.result_mask & bindings::STATX_DIOALIGN != 0 && st.dio_mem_align != 0 {
+            return DioAlign {
+                offset: st.dio_offset_align,
+                mem_mask: (st.dio_mem_align - 1).min(kernel::page::PAGE_SIZE as u32 - 1),
+            };
+        }
+        // SAFETY: The file is open; its superblock's device may be NULL (tmpfs).
+        let bdev = unsafe { rust_loop_file_sb_bdev(self.raw()) };
+        if bdev.is_null() {
+            return DioAlign {
+                offset: 512,
+                mem_mask: 511,
+            };
+        }
+        // SAFETY: `bdev` is live while the file (and its superblock) is.
+        unsafe {
+            DioAlign {
+                offset: rust_loop_bdev_logical_block_size(bdev),
+                mem_mask: rust_loop_bdev_dma_alignment(bdev),
+            }
+        }
     }
 
     /// Device, inode and rdev of the file, as `stat()` shows them.

@@ -62,6 +62,7 @@ extern "C" {
     );
     pub(super) fn rust_loop_mapping_set_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
     pub(super) fn rust_loop_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
+    pub(super) fn rust_loop_bdev_dma_alignment(bdev: *mut bindings::block_device) -> c_uint;
     pub(super) fn rust_loop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
     pub(super) fn rust_loop_limits_start_update(
         q: *mut bindings::request_queue,

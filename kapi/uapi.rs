@@ -32,6 +32,10 @@ pub(crate) mod flags {
 
 /// `LO_CRYPT_NONE`: the only transfer type left (XOR and cryptoapi are gone).
 pub(crate) const LO_CRYPT_NONE: u32 = 0;
+/// `LO_CRYPT_XOR`: removed; refused with a log line.
+pub(crate) const LO_CRYPT_XOR: u32 = 1;
+/// `LO_CRYPT_CRYPTOAPI`: removed; refused with a log line.
+pub(crate) const LO_CRYPT_CRYPTOAPI: u32 = 18;
 
 /// The device ioctl numbers (plain numbers, not `_IOW`-encoded).
 pub(crate) mod cmd {

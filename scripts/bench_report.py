@@ -87,34 +87,57 @@ def main():
     def med(lst, k):
         return statistics.median(x[k] for x in lst) if lst else 0
 
-    backings = sorted({k[0] for k in rows}, key=lambda b: ["tmpfs", "ext4-dio", "nullb", "virtio"].index(b)
-                      if b in ["tmpfs", "ext4-dio", "nullb", "virtio"] else 9)
-    wls = ["randread-4k-qd1", "randread-4k-qd32", "randwrite-4k-qd1", "randwrite-4k-qd32",
-           "read-1m-qd4", "write-1m-qd4"]
+    order = ["tmpfs", "ext4-dio", "nullb", "virtio", "nullb-5ms"]
+    backings = sorted({k[0] for k in rows}, key=lambda b: order.index(b) if b in order else 9)
+    base_wls = ["randread-4k-qd1", "randread-4k-qd32", "randwrite-4k-qd1", "randwrite-4k-qd32",
+                "read-1m-qd4", "write-1m-qd4", "randread-4k-qd32-j4"]
+    scale_wls = sorted({k[1] for k in rows if "-x" in k[1]}, key=lambda w: int(w.rsplit("x", 1)[1]))
+    wls = base_wls + scale_wls
     systems = ["rust_loop", "loop.ko", "dm-linear", "ublk", "raw"]
+
+    def rounds_of(b, w, s, key):
+        return {r["round"]: r["value"] for r in records
+                if (r["backing"], r["workload"], r["system"], r["metric"]) == (b, w, s, key)}
+
+    def spread(b, w, key, other):
+        """Median ratio rust_loop / other over the rounds, and its min and max."""
+        a, o = rounds_of(b, w, "rust_loop", key), rounds_of(b, w, other, key)
+        rs = [a[k] / o[k] for k in a if k in o and o[k]]
+        if not rs:
+            return None
+        return statistics.median(rs), min(rs), max(rs)
+
     lines = []
-    hdr = f"{'backing':9} {'workload':18} " + " ".join(f"{s:>11}" for s in systems) + "  rust/loop.ko  rust/raw"
+    hdr = (f"{'backing':9} {'workload':22} " + " ".join(f"{s:>10}" for s in systems)
+           + f"  {'rust/loop.ko [min-max]':>24} {'rust/raw':>9}  {'p50 us rust/loop':>17} {'p99 us rust/loop':>17}")
     lines.append(hdr)
     chart = []
     for b in backings:
         for w in wls:
             vals = {}
+            key = "iops" if "4k" in w else "bw_kib_s"
             for s in systems:
                 lst = rows.get((b, w, s), [])
-                key = "iops" if "4k" in w else "bw_kib_s"
                 vals[s] = med(lst, key) if lst else None
             if all(v is None for v in vals.values()):
                 continue
+
             def fmt(v):
-                return f"{v:11.0f}" if v is not None else f"{'-':>11}"
-            r1 = vals["rust_loop"] / vals["loop.ko"] if vals.get("rust_loop") and vals.get("loop.ko") else None
-            r2 = vals["rust_loop"] / vals["raw"] if vals.get("rust_loop") and vals.get("raw") else None
-            lines.append(f"{b:9} {w:18} " + " ".join(fmt(vals[s]) for s in systems)
-                         + f"  {r1:12.2f}" if r1 is not None else f"{b:9} {w:18} " + " ".join(fmt(vals[s]) for s in systems) + f"  {'-':>12}")
-            if r2 is not None:
-                lines[-1] += f"  {r2:8.2f}"
+                return f"{v:10.0f}" if v is not None else f"{'-':>10}"
+            r1 = spread(b, w, key, "loop.ko")
+            r2 = spread(b, w, key, "raw")
+            c1 = f"{r1[0]:.2f} [{r1[1]:.2f}-{r1[2]:.2f}]" if r1 else "-"
+            c2 = f"{r2[0]:.2f}" if r2 else "-"
+            lat = []
+            for m in ("p50_us", "p99_us"):
+                ru = rows.get((b, w, "rust_loop"), [])
+                lo = rows.get((b, w, "loop.ko"), [])
+                lat.append(f"{med(ru, m):.0f}/{med(lo, m):.0f}" if ru and lo else "-")
+            lines.append(f"{b:9} {w:22} " + " ".join(fmt(vals[s]) for s in systems)
+                         + f"  {c1:>24} {c2:>9}  {lat[0]:>17} {lat[1]:>17}")
             chart.append((f"{b}\n{w}", r1, r2))
-    lines.append("(4k workloads: IOPS; 1m workloads: KiB/s; medians over rounds)")
+    lines.append("(4k workloads: IOPS; 1m workloads: KiB/s; medians over rounds; ratios: median of the"
+                 " per-round ratios [min-max]; -j4: 4 jobs on one device; nullb-5ms -xN: N busy devices)")
     for system, metric, v in mem:
         lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
     for s, b, r in na:
@@ -129,13 +152,18 @@ def main():
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(max(8, len(chart) * 0.6), 5))
         xs = range(len(chart))
-        ax.bar([x - 0.2 for x in xs], [c[1] or 0 for c in chart], 0.4, label="rust_loop / loop.ko")
-        ax.bar([x + 0.2 for x in xs], [c[2] or 0 for c in chart], 0.4, label="rust_loop / raw device")
+        def bars(k, off, label):
+            med_ = [c[k][0] if c[k] else 0 for c in chart]
+            err = [[(c[k][0] - c[k][1]) if c[k] else 0 for c in chart],
+                   [(c[k][2] - c[k][0]) if c[k] else 0 for c in chart]]
+            ax.bar([x + off for x in xs], med_, 0.4, yerr=err, capsize=2, label=label)
+        bars(1, -0.2, "rust_loop / loop.ko (median, min-max of rounds)")
+        bars(2, 0.2, "rust_loop / raw device or file")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks(list(xs))
         ax.set_xticklabels([c[0] for c in chart], rotation=90, fontsize=7)
         ax.set_ylabel("ratio (higher is better)")
-        ax.set_title(f"rust_loop relative to loop.ko and the raw device ({accel.upper()} guest)")
+        ax.set_title(f"rust_loop relative to loop.ko and the raw device or file ({accel.upper()} guest)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(outdir, "latest.png"), dpi=100)

@@ -20,7 +20,14 @@ cl_rt=$(sed -n 's/.*rl\.rt=\([0-9]*\).*/\1/p' /proc/cmdline)
 cl_rounds=$(sed -n 's/.*rl\.rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$cl_rt" ] && RT=$cl_rt
 [ -n "$cl_rounds" ] && ROUNDS=$cl_rounds
-WORKLOADS="randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 randwrite-4k-qd32 read-1m-qd4 write-1m-qd4"
+WORKLOADS="randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 randwrite-4k-qd32 read-1m-qd4 write-1m-qd4 randread-4k-qd32-j4"
+# The scale scenario: N busy devices on one slow block device (null_blk in timer
+# mode, 5 ms completions: throughput needs queue depth, as on network or cloud
+# disks), each at its own 64 MiB, one fio job per device at depth 32.
+SCALE_NS=${BENCH_SCALE_NS:-"1 4 8 16 64"}
+[ "$quick" = 1 ] && SCALE_NS="1 4"
+cl_scale=$(sed -n 's/.*rl\.scale=\([0-9,]*\).*/\1/p' /proc/cmdline | tr , ' ')
+[ -n "$cl_scale" ] && SCALE_NS=$cl_scale
 B=/bench
 mkdir -p $B/tmp $B/ext4
 mount -t tmpfs -o size=$((SIZE * 2 + 64))m tmpfs $B/tmp
@@ -58,7 +65,8 @@ backing_path() {
 }
 systems_for() {
 	case $1 in
-	tmpfs | ext4-dio) echo "rust_loop loop.ko ublk" ;;
+	# raw: fio on the backing file itself, the limit no loop driver can beat.
+	tmpfs | ext4-dio) echo "raw rust_loop loop.ko ublk" ;;
 	*) echo "raw dm-linear rust_loop loop.ko ublk" ;;
 	esac
 }
@@ -103,8 +111,9 @@ teardown() { # system
 }
 
 fio_run() { # dev workload
-	local rw bs qd amount
-	IFS=- read -r rw bs qd <<<"$2"
+	local rw bs qd jobs amount
+	IFS=- read -r rw bs qd jobs <<<"$2"
+	jobs=${jobs#j}
 	# Quick mode moves a fixed small amount (every path, in seconds); the real
 	# run is time based.
 	if [ "$quick" = 1 ]; then
@@ -114,7 +123,62 @@ fio_run() { # dev workload
 	fi
 	fio --name=bench --filename="$1" --direct=1 --ioengine=libaio --rw="$rw" --bs="$bs" \
 		--iodepth="${qd#qd}" --size=${SIZE}m "${amount[@]}" --ramp_time=0 \
+		--numjobs="${jobs:-1}" --group_reporting \
 		--norandommap --randrepeat=0 --output-format=json --output=/tmp/fio.json >/dev/null 2>&1
+}
+
+# --- The scale scenario -----------------------------------------------------
+SLOW=/sys/kernel/config/nullb/rlslow
+slow_up() {
+	[ -d /sys/kernel/config/nullb ] || return 1
+	mkdir -p $SLOW
+	echo 2 >$SLOW/irqmode
+	echo 5000000 >$SLOW/completion_nsec
+	echo 4096 >$SLOW/hw_queue_depth
+	echo 0 >$SLOW/memory_backed
+	echo 4096 >$SLOW/blocksize
+	echo $((64 * 64 + 64)) >$SLOW/size
+	echo 1 >$SLOW/power
+	[ -b /dev/rlslow ]
+}
+SDEVS=
+scale_setup() { # system N -> SDEVS, or prints @@NA and fails
+	local sys=$1 n=$2 i d
+	SDEVS=
+	case $sys in
+	rust_loop | loop.ko)
+		unload_loops
+		if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko; else insmod $KO/loop.ko; fi
+		for i in $(seq 0 $((n - 1))); do
+			d=$(losetup -f --show --direct-io=on -o $((i * 64))M --sizelimit 64M /dev/rlslow) ||
+				{ echo "@@NA $sys nullb-5ms losetup failed at device $i"; return 1; }
+			SDEVS="$SDEVS $d"
+		done
+		;;
+	dm-linear)
+		for i in $(seq 0 $((n - 1))); do
+			dmsetup create rlscale$i --table "0 131072 linear /dev/rlslow $((i * 131072))" ||
+				{ echo "@@NA $sys nullb-5ms dmsetup failed"; return 1; }
+			SDEVS="$SDEVS /dev/mapper/rlscale$i"
+		done
+		;;
+	esac
+}
+scale_teardown() {
+	local i
+	case $1 in
+	dm-linear) for i in $(seq 0 $(($2 - 1))); do dmsetup remove rlscale$i 2>/dev/null; done ;;
+	*) losetup -D; unload_loops ;;
+	esac
+	true
+}
+scale_run() { # devices...: one job per device, aggregate result
+	local args=() d amount
+	if [ "$quick" = 1 ]; then amount=(--io_size=1m); else amount=(--runtime="$RT" --time_based); fi
+	for d in "$@"; do args+=(--name="${d##*/}" --filename="$d"); done
+	fio --direct=1 --ioengine=libaio --rw=randread --bs=4k --iodepth=32 --size=64m \
+		"${amount[@]}" --norandommap --randrepeat=0 --group_reporting \
+		--output-format=json --output=/tmp/fio.json "${args[@]}" >/dev/null 2>&1
 }
 
 for round in $(seq 1 $ROUNDS); do
@@ -135,6 +199,30 @@ for round in $(seq 1 $ROUNDS); do
 		done
 	done
 done
+
+if slow_up; then
+	for round in $(seq 1 $ROUNDS); do
+		for n in $SCALE_NS; do
+			for sys in rust_loop loop.ko dm-linear; do
+				if scale_setup $sys $n; then
+					# shellcheck disable=SC2086
+					if scale_run $SDEVS; then
+						echo "@@BEGIN $sys nullb-5ms randread-4k-qd32-x$n $round"
+						cat /tmp/fio.json
+						echo "@@END"
+					else
+						echo "@@NA $sys nullb-5ms fio with $n devices failed"
+					fi
+				fi
+				scale_teardown $sys $n
+			done
+		done
+	done
+	echo 0 >$SLOW/power
+	rmdir $SLOW
+else
+	echo "@@NA rust_loop nullb-5ms no null_blk configfs"
+fi
 
 # Memory and attach/detach time, per loop driver.
 now_us() { echo "${EPOCHREALTIME/./}"; }

@@ -6,9 +6,14 @@
  * exit 2 on a usage error.
  *
  *   loopctl ctl-add N | ctl-remove N | ctl-get-free
- *   loopctl set-fd DEV FILE [ro]           LOOP_SET_FD (FILE opened rw unless "ro")
+ *   loopctl set-fd DEV FILE [ro|ro-direct] LOOP_SET_FD (FILE opened rw unless "ro";
+ *                                          "ro-direct": O_RDONLY | O_DIRECT)
  *   loopctl configure DEV FILE FLAGS BS OFFSET SIZELIMIT [ro]
- *   loopctl change-fd DEV FILE [ro]
+ *   loopctl change-fd DEV FILE [ro|ro-direct]
+ *   loopctl dio-read-512 DEV                O_DIRECT 4 KiB read into a buffer aligned
+ *                                           to 512 bytes only
+ *   loopctl clr-then-io DEV                 buffered 8 KiB write, LOOP_CLR_FD, read,
+ *                                           close: "OK clr=.. read=.."
  *   loopctl clr-fd DEV | set-capacity DEV | set-dio DEV 0|1 | set-bs DEV N
  *   loopctl get-status64 DEV               prints the fields
  *   loopctl get-status DEV                 legacy struct
@@ -194,11 +199,47 @@ static int xopen(const char *p, int flags)
 	return fd;
 }
 
+/* FILE's open mode: "ro", "ro-direct" (O_RDONLY | O_DIRECT), else read-write. */
 static int open_backing(const char *p, int argc, char **argv, int i)
 {
-	int ro = argc > i && !strcmp(argv[i], "ro");
+	const char *m = argc > i ? argv[i] : "";
 
-	return xopen(p, ro ? O_RDONLY : O_RDWR);
+	if (!strcmp(m, "ro-direct"))
+		return xopen(p, O_RDONLY | O_DIRECT);
+	return xopen(p, !strcmp(m, "ro") ? O_RDONLY : O_RDWR);
+}
+
+/*
+ * The sole opener detaches and goes on: 8 KiB of 0x5a written buffered at 0 (not
+ * synced), LOOP_CLR_FD, then a buffered 4 KiB read at 1 MiB, then the last close
+ * (which writes the 8 KiB back). Prints "OK clr=.. read=..".
+ */
+static int clr_then_io(int fd)
+{
+	static char buf[8192];
+	int clr, rd;
+
+	memset(buf, 0x5a, sizeof(buf));
+	if (pwrite(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
+		printf("write %s\n", ename(errno));
+		return 0;
+	}
+	clr = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? errno : 0;
+	rd = pread(fd, buf, 4096, 1 << 20) == 4096 ? 0 : errno ? errno : EIO;
+	close(fd);
+	printf("OK clr=%s read=%s\n", clr ? ename(clr) : "OK", rd ? ename(rd) : "OK");
+	return 0;
+}
+
+/* An O_DIRECT read of 4 KiB at 0 into a buffer aligned to 512 bytes but not 1024. */
+static int dio_read_512(const char *dev)
+{
+	int fd = xopen(dev, O_RDONLY | O_DIRECT);
+	char *mem;
+
+	if (posix_memalign((void **)&mem, 4096, 8192))
+		return 1;
+	return report(pread(fd, mem + 512, 4096, 0) == 4096 ? 0 : -1);
 }
 
 static unsigned long long num(const char *s)
@@ -277,6 +318,10 @@ int main(int argc, char **argv)
 	}
 	if ((!strcmp(op, "fsync-write") || !strcmp(op, "check-file")) && argc > 4)
 		return file_data(argv[2], num(argv[3]), num(argv[4]), op[0] == 'f');
+	if (!strcmp(op, "dio-read-512"))
+		return dio_read_512(argv[2]);
+	if (!strcmp(op, "clr-then-io"))
+		return clr_then_io(xopen(argv[2], O_RDWR));
 	if (!strcmp(op, "fault-io") && argc > 3)
 		return fault_io(xopen(argv[2], O_RDWR | O_DIRECT), atoi(argv[3]));
 	fd = xopen(argv[2], O_RDWR);

@@ -1,0 +1,348 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# What a user or a tool sees beside the errno: uevents and their count, partitions,
+# queue attributes, accounting, kernel log lines, module parameters (loop.ko 7.3 as
+# the reference; issue 12).
+. /tests/lib/ktap.sh
+
+free_dev() {
+	local r
+	r=$("$LOOPCTL" ctl-get-free)
+	echo "/dev/loop${r#OK }"
+}
+
+# listen OUT: netlink uevents go to OUT until `heard` (at most 5 s).
+listen() {
+	"$LOOPCTL" uevents 5 >"$1" &
+	LISTENER=$!
+	local i
+	for i in $(seq 50); do
+		grep -q READY "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "uevent listener did not start"
+}
+# heard: give the last events a moment, then stop listening.
+heard() {
+	sleep 0.5
+	kill "$LISTENER" 2>/dev/null || true
+	wait "$LISTENER" 2>/dev/null || true
+}
+# count FILE REGEX: how many uevent lines match.
+count() { grep -cE "$2" "$1" || true; }
+# events DEV ACTION FILE: uevents of the whole disk DEV with ACTION.
+disk_events() { count "$3" "^$2@/devices/virtual/block/${1#/dev/} "; }
+
+# A dos label with two partitions (1 MiB at 1 MiB, 1 MiB at 3 MiB) on an 8 MiB image.
+two_part_img() {
+	local img
+	img=$(mkimg "$1" 8M)
+	printf 'label: dos\n2048,2048,83\n6144,2048,83\n' | sfdisk -q "$img" >/dev/null
+	echo "$img"
+}
+
+test_blkpg_partitions_are_removed_at_detach_with_their_uevents() {
+	local img img2 d n
+	img=$(two_part_img p.img)
+	d=$(losetup -f --show "$img")
+	n=${d#/dev/}
+	[ ! -e "/sys/block/$n/${n}p1" ] || fail "partitions scanned without partscan"
+	partx -a "$d"
+	[ -e "/sys/block/$n/${n}p1" ] && [ -e "/sys/block/$n/${n}p2" ] || fail "partx -a added nothing"
+	listen "$WORK/ev"
+	losetup -d "$d"
+	heard
+	[ ! -e "/sys/block/$n/${n}p1" ] || fail "${n}p1 survived the detach"
+	[ ! -e "/sys/block/$n/${n}p2" ] || fail "${n}p2 survived the detach"
+	assert_eq "remove events of p1" 1 "$(count "$WORK/ev" "^remove@/devices/virtual/block/$n/${n}p1 ")"
+	assert_eq "remove events of p2" 1 "$(count "$WORK/ev" "^remove@/devices/virtual/block/$n/${n}p2 ")"
+	assert_eq "change events of $n" 2 "$(disk_events "$d" change "$WORK/ev")"
+	# The next binding sees no stale partition, and partx works on it.
+	img2=$(mkimg q.img 8M)
+	printf 'label: dos\n4096,1024,83\n' | sfdisk -q "$img2" >/dev/null
+	losetup "$d" "$img2"
+	[ ! -e "/sys/block/$n/${n}p1" ] || fail "stale ${n}p1 on the next binding"
+	partx -a "$d" || fail "partx -a after re-attach failed"
+	assert_eq "p1 start" 4096 "$(cat "/sys/block/$n/${n}p1/start")"
+	assert_eq "p1 size" 1024 "$(cat "/sys/block/$n/${n}p1/size")"
+}
+
+test_set_status64_size_changes_send_one_change_uevent_each() {
+	local img d n
+	img=$(mkimg a.img 4M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$img"
+	# A real change between non-zero sizes: RESIZE=1.
+	listen "$WORK/ev1"
+	expect_ok set-status64 "$d" 0 1048576 0
+	heard
+	assert_eq "offset 1M: change events" 1 "$(disk_events "$d" change "$WORK/ev1")"
+	assert_eq "offset 1M: RESIZE" 1 "$(count "$WORK/ev1" "RESIZE=1")"
+	assert_eq size 6144 "$(sysblk "$d" size)"
+	# Offset and sizelimit change, the size does not: a plain change event.
+	listen "$WORK/ev2"
+	expect_ok set-status64 "$d" 0 0 3145728
+	heard
+	assert_eq size 6144 "$(sysblk "$d" size)"
+	assert_eq "same size: change events" 1 "$(disk_events "$d" change "$WORK/ev2")"
+	assert_eq "same size: RESIZE" 0 "$(count "$WORK/ev2" "RESIZE=1")"
+	# The same offset and sizelimit again: nothing to tell.
+	listen "$WORK/ev3"
+	expect_ok set-status64 "$d" 0 0 3145728
+	heard
+	assert_eq "unchanged: change events" 0 "$(disk_events "$d" change "$WORK/ev3")"
+	# An offset past the end: size 0, a plain change event.
+	listen "$WORK/ev4"
+	expect_ok set-status64 "$d" 0 8388608 0
+	heard
+	assert_eq size 0 "$(sysblk "$d" size)"
+	assert_eq "past the end: change events" 1 "$(disk_events "$d" change "$WORK/ev4")"
+	assert_eq "past the end: RESIZE" 0 "$(count "$WORK/ev4" "RESIZE=1")"
+	# The legacy call too (offset 0, no sizelimit: back from zero, a plain event).
+	listen "$WORK/ev5"
+	expect_ok set-status "$d" 0 0
+	heard
+	assert_eq size 8192 "$(sysblk "$d" size)"
+	assert_eq "legacy: change events" 1 "$(disk_events "$d" change "$WORK/ev5")"
+	assert_eq "legacy: RESIZE" 0 "$(count "$WORK/ev5" "RESIZE=1")"
+}
+
+test_set_capacity_sends_a_change_uevent_also_when_nothing_changed() {
+	local img d
+	img=$(mkimg a.img 2M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$img"
+	listen "$WORK/ev1"
+	expect_ok set-capacity "$d"
+	heard
+	assert_eq "unchanged: change events" 1 "$(disk_events "$d" change "$WORK/ev1")"
+	assert_eq "unchanged: RESIZE" 0 "$(count "$WORK/ev1" "RESIZE=1")"
+	truncate -s 0 "$img"
+	listen "$WORK/ev2"
+	expect_ok set-capacity "$d"
+	heard
+	assert_eq size 0 "$(sysblk "$d" size)"
+	assert_eq "to zero: change events" 1 "$(disk_events "$d" change "$WORK/ev2")"
+	truncate -s 3M "$img"
+	listen "$WORK/ev3"
+	expect_ok set-capacity "$d"
+	heard
+	assert_eq size 6144 "$(sysblk "$d" size)"
+	assert_eq "from zero: change events" 1 "$(disk_events "$d" change "$WORK/ev3")"
+	assert_eq "from zero: RESIZE" 0 "$(count "$WORK/ev3" "RESIZE=1")"
+	truncate -s 4M "$img"
+	listen "$WORK/ev4"
+	expect_ok set-capacity "$d"
+	heard
+	assert_eq "grown: change events" 1 "$(disk_events "$d" change "$WORK/ev4")"
+	assert_eq "grown: RESIZE" 1 "$(count "$WORK/ev4" "RESIZE=1")"
+}
+
+# ext4 (4 KiB blocks) on a null_blk with 4 KiB logical blocks and a DMA alignment
+# below 512 bytes, mounted at /mnt/rl4k: direct I/O there needs 4 KiB offsets
+# but only the device's memory alignment.
+ext4_4k_up() {
+	nullb_make rl4k 4096 1024 0 0 128
+	[ "$(cat /sys/block/rl4k/queue/dma_alignment)" -le 511 ] ||
+		skip "null_blk DMA alignment $(cat /sys/block/rl4k/queue/dma_alignment)"
+	mkfs.ext4 -q -F -b 4096 /dev/rl4k
+	mkdir -p /mnt/rl4k
+	mount /dev/rl4k /mnt/rl4k
+}
+ext4_4k_down() {
+	umount /mnt/rl4k
+	nullb_rm rl4k
+}
+
+test_direct_io_dma_alignment_is_the_files_memory_alignment() {
+	local img d
+	ext4_4k_up
+	img=/mnt/rl4k/dma.img
+	truncate -s 4M "$img"
+	d=$(losetup -f --show --direct-io=on "$img")
+	assert_eq dio 1 "$(sysblk "$d" loop/dio)"
+	assert_eq lbs 4096 "$(sysblk "$d" queue/logical_block_size)"
+	assert_eq dma_alignment 511 "$(sysblk "$d" queue/dma_alignment)"
+	assert_eq "512-aligned O_DIRECT read" "OK 0" "$("$LOOPCTL" dio-read-512 "$d")"
+	losetup -d "$d"
+	# LOOP_CONFIGURE with block size 0 and DIRECT_IO.
+	d=$(free_dev)
+	expect_ok configure "$d" "$img" 16 0 0 0
+	assert_eq dio 1 "$(sysblk "$d" loop/dio)"
+	assert_eq lbs 4096 "$(sysblk "$d" queue/logical_block_size)"
+	assert_eq dma_alignment 511 "$(sysblk "$d" queue/dma_alignment)"
+	assert_eq "512-aligned O_DIRECT read" "OK 0" "$("$LOOPCTL" dio-read-512 "$d")"
+	# Without direct I/O: a sector's alignment.
+	expect_ok set-dio "$d" 0
+	assert_eq "dma_alignment without dio" 511 "$(sysblk "$d" queue/dma_alignment)"
+	expect_ok clr-fd "$d"
+	ext4_4k_down
+}
+
+lo_flags() { "$LOOPCTL" get-status64 "$1" | sed -n 's/.* flags=\([0-9]*\) .*/\1/p'; }
+
+test_change_fd_to_o_direct_file_turns_direct_io_on_and_it_stays() {
+	local a b c d
+	mountpoint -q $SCRATCH || skip "no scratch filesystem"
+	a=$SCRATCH/a.img b=$SCRATCH/b.img c=$SCRATCH/c.img
+	rm -f "$a" "$b" "$c"
+	truncate -s 1M "$a" "$b" "$c"
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$a" ro
+	assert_eq "flags before" 1 "$(lo_flags "$d")"
+	assert_eq "dio before" 0 "$(sysblk "$d" loop/dio)"
+	expect_ok change-fd "$d" "$b" ro-direct
+	assert_eq "flags after an O_DIRECT file" 17 "$(lo_flags "$d")"
+	assert_eq "dio after an O_DIRECT file" 1 "$(sysblk "$d" loop/dio)"
+	expect_ok change-fd "$d" "$c" ro
+	assert_eq "flags after a plain file" 17 "$(lo_flags "$d")"
+	assert_eq "dio after a plain file" 1 "$(sysblk "$d" loop/dio)"
+	assert_eq "512-aligned O_DIRECT read" "OK 0" "$("$LOOPCTL" dio-read-512 "$d")"
+	expect_ok clr-fd "$d"
+	rm -f "$a" "$b" "$c"
+}
+
+test_change_fd_compares_device_sizes_with_sizelimit_applied() {
+	local a b d
+	a=$(mkimg a.img 2M)
+	b=$(mkimg b.img 1M)
+	pattern "$b" 0 65536 7
+	d=$(free_dev)
+	expect_ok configure "$d" "$a" 1 0 0 65536 ro
+	assert_eq size 128 "$(sysblk "$d" size)"
+	expect_ok change-fd "$d" "$b" ro
+	assert_eq "size after" 128 "$(sysblk "$d" size)"
+	assert_eq backing "$b" "$(sysblk "$d" loop/backing_file)"
+	assert_eq data "$(filesum "$b" 0 65536)" "$(rangesum "$d" 0 65536)"
+}
+
+# /sys/block/loopN/stat: the read and written sector counts (fields 3 and 7).
+sectors_read() { awk '{print $3}' "/sys/block/${1#/dev/}/stat"; }
+sectors_written() { awk '{print $7}' "/sys/block/${1#/dev/}/stat"; }
+
+test_io_is_accounted_in_diskstats() {
+	local img d n r0 w0
+	img=$(mkimg a.img 4M)
+	d=$(free_dev)
+	n=${d#/dev/}
+	assert_eq "iostats unbound" 1 "$(sysblk "$d" queue/iostats)"
+	expect_ok set-fd "$d" "$img"
+	assert_eq "iostats bound" 1 "$(sysblk "$d" queue/iostats)"
+	r0=$(sectors_read "$d") w0=$(sectors_written "$d")
+	dd if="$d" of=/dev/null bs=1M count=1 iflag=direct status=none
+	dd if=/dev/zero of="$d" bs=1M count=1 oflag=direct status=none
+	[ $(($(sectors_read "$d") - r0)) -ge 2048 ] || fail "read sectors: $r0 -> $(sectors_read "$d")"
+	[ $(($(sectors_written "$d") - w0)) -ge 2048 ] || fail "written sectors: $w0 -> $(sectors_written "$d")"
+	grep -qE "^ *7 +[0-9]+ $n " /proc/diskstats || fail "no $n in /proc/diskstats"
+	[ "$(awk -v n="$n" '$3 == n {print $6}' /proc/diskstats)" -ge 2048 ] || fail "diskstats: $(grep " $n " /proc/diskstats)"
+	expect_ok clr-fd "$d"
+	# The user's choice (sysfs) survives the next attach.
+	echo 0 >"/sys/block/$n/queue/iostats"
+	expect_ok set-fd "$d" "$img"
+	local kept
+	kept=$(sysblk "$d" queue/iostats)
+	echo 1 >"/sys/block/$n/queue/iostats"
+	assert_eq "iostats off by the user, after attach" 0 "$kept"
+}
+
+test_io_is_accounted_on_block_device_backing() {
+	local d
+	nullb_make rlstat 512 1024 1 0
+	d=$(losetup -f --show --direct-io=on /dev/rlstat)
+	assert_eq iostats 1 "$(sysblk "$d" queue/iostats)"
+	dd if="$d" of=/dev/null bs=1M count=1 iflag=direct status=none
+	[ "$(sectors_read "$d")" -ge 2048 ] || fail "read sectors: $(sectors_read "$d")"
+	losetup -d "$d"
+	nullb_rm rlstat
+}
+
+test_sole_opener_io_after_clr_fd_is_served_until_last_close() {
+	local img d r
+	loop_ko_bug "LOOP_CLR_FD by the sole opener puts loop.ko in rundown at once: reads fail with EIO and buffered writes flushed at the last close are lost (lost async page write)"
+	img=$(mkimg a.img 2M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$img"
+	r=$("$LOOPCTL" clr-then-io "$d")
+	assert_eq "clr and read" "OK clr=OK read=OK" "$r"
+	# The buffered 8 KiB written before LOOP_CLR_FD reached the file at the last close.
+	assert_eq "written before detach" "$(head -c 8192 /dev/zero | tr '\0' 'Z' | sha256sum | cut -c1-16)" "$(filesum "$img" 0 8192)"
+	# And the device is detached.
+	expect_errno ENXIO get-status64 "$d"
+}
+
+# dmesg_count TEXT: lines of the kernel log that hold TEXT.
+dmesg_count() { dmesg | grep -cF "$1" || true; }
+
+test_removed_transfers_and_unspecified_remove_are_logged() {
+	local img d xor crypto any
+	img=$(mkimg a.img 1M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$img"
+	xor="support for the xor transformation has been removed."
+	crypto="support for cryptoloop has been removed.  Use dm-crypt instead."
+	any="deleting an unspecified loop device is not supported."
+	local x0 c0
+	x0=$(dmesg_count "$xor") c0=$(dmesg_count "$crypto")
+	expect_errno EINVAL set-status64 "$d" 0 0 0 name 1
+	assert_eq "xor lines" $((x0 + 1)) "$(dmesg_count "$xor")"
+	expect_errno EINVAL set-status64 "$d" 0 0 0 name 18
+	assert_eq "cryptoloop lines" $((c0 + 1)) "$(dmesg_count "$crypto")"
+	# Other types are EINVAL without a line.
+	expect_errno EINVAL set-status64 "$d" 0 0 0 name 2
+	assert_eq "xor lines after type 2" $((x0 + 1)) "$(dmesg_count "$xor")"
+	# Unprefixed, as loop.ko prints them (loop.c has no pr_fmt).
+	dmesg | grep -qE "^\[ *[0-9.]+\] $xor" || fail "xor line is prefixed: $(dmesg | grep -F "$xor" | tail -1)"
+	# LOOP_CTL_REMOVE of -1: one line per module load (pr_warn_once).
+	expect_errno EINVAL ctl-remove -1
+	assert_eq "unspecified remove lines" 1 "$(dmesg_count "$any")"
+	expect_errno EINVAL ctl-remove -1
+	assert_eq "unspecified remove lines, again" 1 "$(dmesg_count "$any")"
+}
+
+test_module_parameters_are_visible_read_only() {
+	local m=/sys/module/$LOOP_IMPL/parameters p
+	for p in max_loop max_part hw_queue_depth; do
+		[ -f "$m/$p" ] || fail "no $m/$p"
+		assert_eq "mode of $p" 444 "$(stat -c %a "$m/$p")"
+	done
+	assert_eq max_loop 8 "$(cat $m/max_loop)"
+	assert_eq max_part 0 "$(cat $m/max_part)"
+	assert_eq hw_queue_depth 128 "$(cat $m/hw_queue_depth)"
+}
+
+# Reloads the driver under test with PARAMS, runs CHECK, and reloads it as it was.
+with_params() { # PARAMS CHECK
+	local ko=/tests/ko/$LOOP_IMPL.ko rc=0
+	losetup -D
+	rmmod "$LOOP_IMPL" || fail "rmmod $LOOP_IMPL"
+	# shellcheck disable=SC2086
+	if insmod "$ko" $1; then
+		(eval "$2") || rc=$?
+		rmmod "$LOOP_IMPL" || rc=1
+	else
+		rc=$?
+		echo "insmod $ko $1 failed" >&2
+	fi
+	insmod "$ko" || fail "could not reload $LOOP_IMPL"
+	return $rc
+}
+
+test_module_parameters_take_loop_kos_values_and_checks() {
+	local m=/sys/module/$LOOP_IMPL/parameters ko=/tests/ko/$LOOP_IMPL.ko
+	# max_part is rewritten to the minors per device less one; hw_queue_depth as given.
+	with_params "max_part=4 max_loop=2 hw_queue_depth=16" '
+		assert_eq max_part 7 "$(cat $m/max_part)" &&
+		assert_eq max_loop 2 "$(cat $m/max_loop)" &&
+		assert_eq hw_queue_depth 16 "$(cat $m/hw_queue_depth)" &&
+		assert_eq "loop1 minor" "7:8" "$(cat /sys/block/loop1/dev)"'
+	# hw_queue_depth below 1 refuses the load.
+	rmmod "$LOOP_IMPL"
+	if insmod "$ko" hw_queue_depth=0 2>/dev/null; then
+		rmmod "$LOOP_IMPL"
+		insmod "$ko"
+		fail "hw_queue_depth=0 was accepted"
+	fi
+	insmod "$ko" || fail "could not reload $LOOP_IMPL"
+}
+
+ktap_main parity
