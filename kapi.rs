@@ -17,6 +17,7 @@
 pub(crate) mod aio;
 pub(crate) mod bio;
 pub(crate) mod blk;
+pub(crate) mod cgroup;
 pub(crate) mod chrdev;
 pub(crate) mod errno;
 pub(crate) mod file;

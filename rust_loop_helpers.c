@@ -3,7 +3,11 @@
  * One-line wrappers for static inline kernel functions and macros that bindgen
  * cannot reach. Declared once on the Rust side, in kapi/helpers.rs. No logic here.
  */
+#include <linux/blk-cgroup.h>
 #include <linux/blk-mq.h>
+#include <linux/cgroup.h>
+#include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/blkdev.h>
 #include <linux/bio.h>
 #include <linux/fs.h>
@@ -394,3 +398,43 @@ void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 static_assert(IOCB_NOWAIT == 0x8);
 static_assert(IOCB_NOIO == (1 << 20));
 static_assert(IOCB_WRITE == (1 << 18));
+
+/* cgroup attribution of the worker's I/O (kapi/cgroup.rs), as loop_handle_cmd. */
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
+{
+	return rq->bio ? bio_blkcg_css(rq->bio) : NULL;
+}
+
+void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css)
+{
+	kthread_associate_blkcg(css);
+}
+
+struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *blkcg)
+{
+#ifdef CONFIG_MEMCG
+	return cgroup_get_e_css(blkcg->cgroup, &memory_cgrp_subsys);
+#else
+	return NULL;
+#endif
+}
+
+struct mem_cgroup *rust_loop_memcg_from_css(struct cgroup_subsys_state *css)
+{
+	return mem_cgroup_from_css(css);
+}
+
+struct mem_cgroup *rust_loop_set_active_memcg(struct mem_cgroup *memcg)
+{
+	return set_active_memcg(memcg);
+}
+
+void rust_loop_css_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+bool rust_loop_current_is_kthread(void)
+{
+	return current->flags & PF_KTHREAD;
+}

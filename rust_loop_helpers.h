@@ -58,4 +58,14 @@ unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock);
 bool rust_loop_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags);
 void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
+struct cgroup_subsys_state;
+struct mem_cgroup;
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq);
+void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css);
+struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *blkcg);
+struct mem_cgroup *rust_loop_memcg_from_css(struct cgroup_subsys_state *css);
+struct mem_cgroup *rust_loop_set_active_memcg(struct mem_cgroup *memcg);
+void rust_loop_css_put(struct cgroup_subsys_state *css);
+bool rust_loop_current_is_kthread(void);
+
 #endif

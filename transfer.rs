@@ -14,6 +14,7 @@
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, with_plug, Dir, Op, Request};
+use crate::kapi::cgroup::{in_kernel_thread, Charge};
 use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile, FileKind};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
@@ -194,6 +195,9 @@ impl WorkItem for Worker {
                 // and direct I/O bios together (one doorbell), not one by one.
                 with_plug(|| {
                     for p in batch.drain_all() {
+                        // The submitter's cgroups pay for the I/O and the page cache
+                        // this causes (io.max, memory.max), as with loop.ko.
+                        let _charge = Charge::enter(&p.rq);
                         handle(p);
                         this.queued.fetch_sub(1, Ordering::Relaxed);
                     }
@@ -244,7 +248,10 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             return;
         }
     }
-    if b.dio && b.inline_dio && matches!(op, Op::Read | Op::Write) && alone {
+    // Direct I/O issued here is charged to the submitter's cgroups only when the
+    // submitter is the caller; a queue run by a kworker hands it to the worker,
+    // which charges it (see `kapi::cgroup`).
+    if b.dio && b.inline_dio && matches!(op, Op::Read | Op::Write) && alone && !in_kernel_thread() {
         if op == Op::Write && b.read_only {
             complete(rq, Err(EIO));
             return;

@@ -75,6 +75,21 @@ extern "C" {
     ) -> *mut bindings::queue_limits;
     pub(super) fn rust_loop_noio_save() -> c_uint;
     pub(super) fn rust_loop_noio_restore(flags: c_uint);
+    pub(super) fn rust_loop_rq_blkcg_css(
+        rq: *mut bindings::request,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(super) fn rust_loop_kthread_associate_blkcg(css: *mut bindings::cgroup_subsys_state);
+    pub(super) fn rust_loop_memcg_css_get(
+        blkcg: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(super) fn rust_loop_memcg_from_css(
+        css: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::mem_cgroup;
+    pub(super) fn rust_loop_set_active_memcg(
+        memcg: *mut bindings::mem_cgroup,
+    ) -> *mut bindings::mem_cgroup;
+    pub(super) fn rust_loop_css_put(css: *mut bindings::cgroup_subsys_state);
+    pub(super) fn rust_loop_current_is_kthread() -> bool;
 }
 
 #[cfg(not(rl_kernel_ge_7_3))]

@@ -345,4 +345,47 @@ test_module_parameters_take_loop_kos_values_and_checks() {
 	insmod "$ko" || fail "could not reload $LOOP_IMPL"
 }
 
+# --- Deliberate differences (README table): rust_loop's behaviour, XFAIL on loop.ko.
+
+test_change_fd_sizes_must_match_to_the_byte() {
+	local a b d
+	loop_ko_bug "loop.ko compares 512-byte sectors: a file 100 bytes longer passes"
+	a=$(mkimg a.img 1M)
+	b=$(mkimg b.img $((1048576 + 100)))
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$a" ro
+	expect_errno EINVAL change-fd "$d" "$b" ro
+}
+
+test_failed_change_fd_sends_no_uevent() {
+	local a b d
+	loop_ko_bug "loop.ko sends a change uevent also when LOOP_CHANGE_FD fails (loop-abi.md 16.2)"
+	a=$(mkimg a.img 1M)
+	b=$(mkimg b.img 2M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$a" ro
+	listen "$WORK/ev"
+	expect_errno EINVAL change-fd "$d" "$b" ro
+	heard
+	assert_eq "change events" 0 "$(disk_events "$d" change "$WORK/ev")"
+}
+
+test_max_loop_is_no_ceiling() {
+	loop_ko_bug "with max_loop given, loop.ko creates no device beyond it on open (CONFIG_BLOCK_LEGACY_AUTOLOAD)"
+	with_params "max_loop=2" '
+		rm -f "$WORK/loop9"
+		mknod "$WORK/loop9" b 7 9
+		"$LOOPCTL" get-status64 "$WORK/loop9" >/dev/null
+		rm -f "$WORK/loop9"
+		[ -b /dev/loop9 ] || fail "opening 7:9 created no loop9"'
+}
+
+test_nr_requests_shows_the_shared_tag_set() {
+	local d
+	loop_ko_bug "loop.ko has a tag set per device: nr_requests is hw_queue_depth (128)"
+	d=$(free_dev)
+	# 16 busy devices' worth of hw_queue_depth, shared (README, Design: queue depth).
+	assert_eq nr_requests $((16 * 128)) "$(sysblk "$d" queue/nr_requests)"
+}
+
 ktap_main parity

@@ -159,7 +159,10 @@ scale_setup() { # system N -> SDEVS, or prints @@NA and fails
 		for i in $(seq 0 $((n - 1))); do
 			dmsetup create rlscale$i --table "0 131072 linear /dev/rlslow $((i * 131072))" ||
 				{ echo "@@NA $sys nullb-5ms dmsetup failed"; return 1; }
-			SDEVS="$SDEVS /dev/mapper/rlscale$i"
+			# No udev in the guest: the node is /dev/dm-N (devtmpfs), not /dev/mapper.
+			d=/dev/$(dmsetup info -c --noheadings -o blkdevname rlscale$i | tr -d ' ')
+			[ -b "$d" ] || { echo "@@NA $sys nullb-5ms no node for rlscale$i"; return 1; }
+			SDEVS="$SDEVS $d"
 		done
 		;;
 	esac
