@@ -35,8 +35,13 @@ pub(crate) fn new_pool() -> Result<Arc<BioSet>> {
 /// Remaps `rq` (a read, write, discard or write-zeroes) onto the backing device;
 /// each clone counts as one segment mapped.
 pub(crate) fn submit(rq: Request<LoopDevice>, pool: &BioSet, file: &BackingFile, offset: u64) {
+    // A clone pool exists only for block-device files (`can_remap`).
+    let Some(dev) = file.block_device() else {
+        crate::transfer::complete(rq, Err(EIO));
+        return;
+    };
     rq.data().stats.add(rq.bio_count(), 0);
-    rq.remap(pool, file, offset);
+    rq.remap(pool, dev, offset);
 }
 
 impl RemapDone for LoopDevice {

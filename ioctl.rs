@@ -9,7 +9,7 @@
 
 use crate::bio_remap::can_remap;
 use crate::kapi::bio::BioSet;
-use crate::kapi::blk::{feat, Bdev, Disk, OpenMode};
+use crate::kapi::blk::{feat, Bdev, Disk, OpenLocked, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
@@ -434,10 +434,10 @@ fn apply_limits(
         // I/O accounting is on from the start, as on loop.ko, and stays as the
         // user set it through sysfs (`queue/iostats`).
         let keep = l.features() & (feat::IO_STAT | feat::NOWAIT);
-        if let Some(offset) = remap_offset {
+        if let (Some(offset), Some(dev)) = (remap_offset, file.block_device()) {
             l.reset_for_stacking();
             l.set_features(keep & feat::IO_STAT, true);
-            file.stack_limits_onto(l, offset);
+            dev.stack_limits_onto(l, offset);
             if bs > l.logical_block_size() {
                 l.set_block_size(bs);
             }
@@ -594,7 +594,7 @@ fn configure(
 /// loop.ko's log line on failure (blktests greps it for `rc=-16`). `name` is the
 /// configured file name. Called without the device lock.
 fn reread_partitions(dev: &LoopDevice, disk: &Disk<LoopDevice>, name: &[u8; LO_NAME_SIZE]) {
-    if let Err(e) = disk.rescan_partitions(false) {
+    if let Err(e) = disk.rescan_partitions() {
         let n = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         warn_verbatim(format_args!(
             "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
@@ -605,13 +605,13 @@ fn reread_partitions(dev: &LoopDevice, disk: &Disk<LoopDevice>, name: &[u8; LO_N
     }
 }
 
-/// Tears a bound device down (`__loop_clr_fd`). `open_locked`: called from
-/// `release` with the disk's `open_mutex` held.
+/// Tears a bound device down (`__loop_clr_fd`). Called from `release`, with the
+/// disk's `open_mutex` held (`locked`).
 fn detach(
     dev: &LoopDevice,
     disk: &Disk<LoopDevice>,
     mut st: kernel::sync::MutexGuard<'_, State>,
-    open_locked: bool,
+    locked: &OpenLocked<'_>,
 ) {
     let Some(cfg) = st.cfg.take() else { return };
     if disk.openers() == 0 {
@@ -640,7 +640,7 @@ fn detach(
     drop(st);
     // Every partition goes, also those added with BLKPG (`partx -a`) without
     // partscan: a stale loopNp1 would map onto the next, unrelated binding.
-    if let Err(e) = disk.rescan_partitions(open_locked) {
+    if let Err(e) = disk.rescan_partitions_locked(locked) {
         warn_verbatim(format_args!(
             "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
             dev.number,
@@ -673,7 +673,7 @@ fn clr_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
 }
 
 /// Last close of an opener (`lo_release`).
-pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>) {
+pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>, locked: &OpenLocked<'_>) {
     if disk.openers() > 0 {
         return;
     }
@@ -687,7 +687,7 @@ pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>) {
         st.phase = Phase::Rundown;
     }
     if st.phase == Phase::Rundown {
-        detach(dev, disk, st, true);
+        detach(dev, disk, st, locked);
     }
 }
 

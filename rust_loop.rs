@@ -172,7 +172,7 @@ struct Slot {
 
 /// The set of devices.
 pub(crate) struct Registry {
-    tag_set: Option<TagSet<LoopDevice>>,
+    tag_set: Option<Arc<TagSet<LoopDevice>>>,
     wq: Option<Arc<kapi::wq::OwnedQueue>>,
     slots: KVec<Slot>,
     /// Numbers whose disk is being deleted (`LOOP_CTL_REMOVE` in progress): taken
@@ -400,7 +400,10 @@ impl kernel::Module for RustLoop {
             let mut reg = REGISTRY.lock();
             reg.part_shift = part_shift;
             PART_SHIFT.store(part_shift, Ordering::Relaxed);
-            let tag_set = TagSet::new(depth.saturating_mul(SHARED_DEPTH_DEVICES))?;
+            let tag_set = Arc::new(
+                TagSet::new(depth.saturating_mul(SHARED_DEPTH_DEVICES))?,
+                GFP_KERNEL,
+            )?;
             let wq = Arc::new(kapi::wq::OwnedQueue::new_shared()?, GFP_KERNEL)?;
             reg.tag_set = Some(tag_set);
             reg.wq = Some(wq);
@@ -482,8 +485,8 @@ impl DiskOps for LoopDevice {
         }
     }
 
-    fn release(this: &Self, disk: &Disk<Self>) {
-        ioctl::release(this, disk)
+    fn release(this: &Self, disk: &Disk<Self>, locked: &kapi::blk::OpenLocked<'_>) {
+        ioctl::release(this, disk, locked)
     }
 
     fn ioctl(

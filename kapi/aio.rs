@@ -52,7 +52,9 @@ impl<T: AioDone> Request<T> {
         base: usize,
         nowait: bool,
     ) {
-        let mut it = match self.data_iter(dir) {
+        // SAFETY: The request is ours; it is handed to the PDU's references below
+        // and ends only after the last of them, after this function used `it`.
+        let mut it = match unsafe { Request::<T>::data_iter_raw(self.raw(), dir) } {
             Ok(it) => it,
             Err(e) => return T::aio_done(self, base, Err(e)),
         };
@@ -66,9 +68,9 @@ impl<T: AioDone> Request<T> {
             flags |= super::file::iocb::WRITE;
         }
         let fp = file.raw();
-        let rq = self.raw();
-        // From here on the request belongs to the PDU's references (`self` is not
-        // used again; `Request` has no destructor).
+        // From here on the request belongs to the PDU's references; the last `put`
+        // rebuilds it.
+        let rq = self.into_raw();
         // SAFETY: The PDU of a started request is ours until it ends; it has room
         // for a `Cmd` (the tag set's `cmd_size` is `PDU_SIZE`). We initialise it
         // fully before use; the request (and so the PDU) is owned by the PDU's
@@ -78,7 +80,7 @@ impl<T: AioDone> Request<T> {
             core::ptr::write(
                 cmd,
                 Cmd {
-                    kiocb: core::mem::zeroed(),
+                    kiocb: pin_init::zeroed(),
                     refs: AtomicU32::new(2),
                     res: AtomicI64::new(0),
                     base,

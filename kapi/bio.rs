@@ -11,8 +11,9 @@
 
 use super::aio::Cmd;
 use super::blk::{DiskOps, Request};
-use super::file::BackingFile;
+use super::file::{BackingFile, FileKind};
 use crate::kapi::helpers::*;
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
@@ -62,19 +63,40 @@ struct Remap {
 
 const _: () = assert!(core::mem::size_of::<Remap>() <= core::mem::size_of::<Cmd>());
 
-impl BackingFile {
-    /// The block device behind a block device file.
-    fn bdev(&self) -> *mut bindings::block_device {
-        // SAFETY: Only called for block device files, which stay open.
-        unsafe { bindings::file_bdev(self.raw()) }
-    }
+/// The block device of a block-device backing file: only such a file makes one,
+/// so the operations below cannot be called on a regular file.
+///
+/// # Invariants
+///
+/// `bdev` is `file_bdev` of an open block device file that outlives `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct BlockDevice<'a> {
+    bdev: *mut bindings::block_device,
+    _file: PhantomData<&'a BackingFile>,
+}
 
-    /// Stacks the backing device's queue limits (starting at `offset` bytes) onto
-    /// `lim`, as device-mapper does (`blk_stack_limits`).
+impl BackingFile {
+    /// The block device behind this file, if it is a block device file.
+    pub(crate) fn block_device(&self) -> Option<BlockDevice<'_>> {
+        if !matches!(self.kind(), FileKind::Block(..)) {
+            return None;
+        }
+        // INVARIANT: a block device file, open while `self` is borrowed.
+        Some(BlockDevice {
+            // SAFETY: `self` is an open block device file.
+            bdev: unsafe { bindings::file_bdev(self.raw()) },
+            _file: PhantomData,
+        })
+    }
+}
+
+impl BlockDevice<'_> {
+    /// Stacks the device's queue limits (starting at `offset` bytes) onto `lim`, as
+    /// device-mapper does (`blk_stack_limits`).
     pub(crate) fn stack_limits_onto(&self, lim: &mut super::blk::Limits, offset: u64) {
-        // SAFETY: The file is an open block device, so its queue is live.
+        // SAFETY: By the invariant the device is open, so its queue is live.
         unsafe {
-            let b = rust_loop_bdev_limits(self.bdev());
+            let b = rust_loop_bdev_limits(self.bdev);
             bindings::blk_stack_limits(lim.raw(), b, (offset >> 9) as bindings::sector_t);
             // The stacking baseline asks for 512-byte alignment; clones carry our
             // pages unchanged, so the backing device's own requirement is the one.
@@ -102,9 +124,10 @@ impl<T: DiskOps> Request<T> {
 impl<T: RemapDone> Request<T> {
     /// Remaps every bio of the request onto `file` (a block device), shifted by
     /// `offset` bytes (a multiple of the device's logical block size).
-    pub(crate) fn remap(self, bs: &BioSet, file: &BackingFile, offset: u64) {
-        let rq = self.raw();
-        let bdev = file.bdev();
+    pub(crate) fn remap(self, bs: &BioSet, dev: BlockDevice<'_>, offset: u64) {
+        // The request belongs to the `Remap` references until the last `put`.
+        let rq = self.into_raw();
+        let bdev = dev.bdev;
         let shift = offset >> 9;
         // SAFETY: The PDU of a started request is ours until it ends and has room
         // for `Remap` (asserted above). The bios of the request stay valid until it

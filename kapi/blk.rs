@@ -39,8 +39,8 @@ impl OpenMode {
 pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// `open()` of the whole disk or a partition.
     fn open(this: &Self, disk: &Disk<Self>) -> Result;
-    /// Last `close()` of an opener (called with the disk's `open_mutex` held).
-    fn release(this: &Self, disk: &Disk<Self>);
+    /// Last `close()` of an opener, with the disk's `open_mutex` held (`locked`).
+    fn release(this: &Self, disk: &Disk<Self>, locked: &OpenLocked<'_>);
     /// A driver ioctl on the whole disk or a partition.
     fn ioctl(
         this: &Self,
@@ -66,19 +66,26 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
 #[repr(transparent)]
 pub(crate) struct Disk<T>(Opaque<bindings::gendisk>, PhantomData<T>);
 
+/// Proof that the disk's `open_mutex` is held: only the block core's `release`
+/// call hands one out, for its duration.
+pub(crate) struct OpenLocked<'a>(PhantomData<&'a ()>);
+
 /// A block device (the whole disk or a partition) on which an ioctl arrived.
 #[repr(transparent)]
 pub(crate) struct Bdev(Opaque<bindings::block_device>);
 
-/// An added disk owned by the driver's registry; [`OwnedDisk::remove`] deletes it.
+/// An added disk owned by the driver's registry; dropping it (or
+/// [`OwnedDisk::remove`]) deletes it. It holds its tag set, which therefore
+/// outlives its queue whatever order owners drop things in.
 ///
 /// # Invariants
 ///
-/// `ptr` is a disk added by [`Disk::add`] on which this handle holds the reference
-/// returned by `blk_mq_alloc_disk`.
+/// `ptr` is a disk added by [`Disk::add`] with `tag_set`, on which this handle
+/// holds the reference returned by `blk_mq_alloc_disk`.
 pub(crate) struct OwnedDisk<T: DiskOps> {
     ptr: NonNull<bindings::gendisk>,
-    _p: PhantomData<fn() -> T>,
+    // Dropped after `drop` deleted the disk (fields drop after the body).
+    _tag_set: Arc<TagSet<T>>,
 }
 
 // SAFETY: A gendisk can be used from any thread; the handle is a counted reference.
@@ -100,11 +107,21 @@ impl<T: DiskOps> core::ops::Deref for OwnedDisk<T> {
 }
 
 impl<T: DiskOps> OwnedDisk<T> {
-    /// `del_gendisk` + `put_disk`: the node disappears; the driver data is dropped
-    /// once the last opener is gone (`free_disk`).
+    /// Deletes the disk (the same as dropping it; says so where it happens). Call
+    /// without driver locks that `open`/`release` take: `del_gendisk` waits for
+    /// them.
     pub(crate) fn remove(self) {
+        drop(self);
+    }
+}
+
+impl<T: DiskOps> Drop for OwnedDisk<T> {
+    /// `del_gendisk` + `put_disk`: the node disappears and the queue leaves the tag
+    /// set; the driver data is dropped once the last opener is gone (`free_disk`).
+    fn drop(&mut self) {
         let ptr = self.ptr.as_ptr();
-        // SAFETY: By the invariant `ptr` is an added disk and we own a reference.
+        // SAFETY: By the invariant `ptr` is an added disk and we own a reference,
+        // given up here exactly once.
         unsafe {
             bindings::del_gendisk(ptr);
             bindings::put_disk(ptr);
@@ -135,8 +152,8 @@ struct Vtables<T>(PhantomData<T>);
 impl<T: DiskOps> Vtables<T> {
     const MQ_OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(queue_rq_callback::<T>),
-        // SAFETY: All-zero is a valid `blk_mq_ops` (every hook `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Every other hook `None`.
+        ..pin_init::zeroed()
     };
     const FOPS: bindings::block_device_operations = bindings::block_device_operations {
         owner: super::this_module(),
@@ -145,8 +162,7 @@ impl<T: DiskOps> Vtables<T> {
         ioctl: Some(ioctl_callback::<T>),
         compat_ioctl: Some(compat_ioctl_callback::<T>),
         free_disk: Some(free_disk_callback::<T>),
-        // SAFETY: All-zero is a valid `block_device_operations`.
-        ..unsafe { core::mem::zeroed() }
+        ..pin_init::zeroed()
     };
 }
 
@@ -180,8 +196,9 @@ impl<T: DiskOps> TagSet<T> {
 
 impl<T: DiskOps> Drop for TagSet<T> {
     fn drop(&mut self) {
-        // SAFETY: By the invariant the set is allocated; every disk using it has been
-        // deleted (`del_gendisk` exits the queue) before the registry drops it.
+        // SAFETY: By the invariant the set is allocated. Every disk made with it
+        // holds an `Arc` of it until its `del_gendisk` (which takes the queue off
+        // the set) is done, so no queue uses the set any more.
         unsafe { bindings::blk_mq_free_tag_set(self.set.get()) };
     }
 }
@@ -220,13 +237,13 @@ impl<T: DiskOps> Disk<T> {
 
     /// Allocates and adds a disk named `name` whose driver data is `data`.
     pub(crate) fn add(
-        tag_set: &TagSet<T>,
+        tag_set: &Arc<TagSet<T>>,
         data: Arc<T>,
         spec: &DiskSpec,
         name: fmt::Arguments<'_>,
     ) -> Result<OwnedDisk<T>> {
-        // SAFETY: All-zero is valid for `queue_limits` (the block core fills defaults).
-        let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        // Zero: the block core fills in its defaults.
+        let mut lim: bindings::queue_limits = pin_init::zeroed();
         lim.max_hw_sectors = spec.max_hw_sectors;
         lim.logical_block_size = 512;
         lim.physical_block_size = 512;
@@ -289,7 +306,7 @@ impl<T: DiskOps> Disk<T> {
         // INVARIANT: added above; we hold the allocation reference.
         Ok(OwnedDisk {
             ptr: NonNull::new(disk).ok_or(ENOMEM)?,
-            _p: PhantomData,
+            _tag_set: tag_set.clone(),
         })
     }
 
@@ -359,22 +376,24 @@ impl<T: DiskOps> Disk<T> {
         unsafe { rust_loop_disk_kobj(self.raw()) }
     }
 
-    /// Rescans partitions. `locked`: the caller already holds `open_mutex` (release).
-    pub(crate) fn rescan_partitions(&self, locked: bool) -> Result {
+    /// Rescans partitions (`bdev_disk_changed` under the disk's `open_mutex`).
+    pub(crate) fn rescan_partitions(&self) -> Result {
         let d = self.raw();
-        // SAFETY: The disk is live; `open_mutex` is taken unless the caller holds it,
-        // as `bdev_disk_changed` requires.
+        // SAFETY: The disk is live; `bdev_disk_changed` wants `open_mutex`, which
+        // we take (the caller does not hold it: holders get an `OpenLocked`).
         let ret = unsafe {
-            if !locked {
-                bindings::mutex_lock(&raw mut (*d).open_mutex);
-            }
+            bindings::mutex_lock(&raw mut (*d).open_mutex);
             let r = bindings::bdev_disk_changed(d, false);
-            if !locked {
-                bindings::mutex_unlock(&raw mut (*d).open_mutex);
-            }
+            bindings::mutex_unlock(&raw mut (*d).open_mutex);
             r
         };
         to_result(ret)
+    }
+
+    /// Rescans partitions from `release`, which runs with `open_mutex` held.
+    pub(crate) fn rescan_partitions_locked(&self, _locked: &OpenLocked<'_>) -> Result {
+        // SAFETY: The disk is live and `_locked` proves `open_mutex` is held.
+        to_result(unsafe { bindings::bdev_disk_changed(self.raw(), false) })
     }
 
     /// `sync_blockdev` + `invalidate_bdev` of the whole disk: what the page cache
@@ -466,8 +485,7 @@ impl Limits {
     /// Starts from all-zero limits: the block core fills in its defaults for
     /// whatever is left zero when the limits are committed.
     pub(crate) fn reset_to_defaults(&mut self) {
-        // SAFETY: All-zero is a valid `queue_limits`.
-        self.0 = unsafe { core::mem::zeroed() };
+        self.0 = pin_init::zeroed();
     }
 
     /// The feature bits set now.
@@ -584,10 +602,21 @@ pub(crate) enum Dir {
 
 /// A started request that the driver must end exactly once.
 ///
+/// # States and owners
+///
+/// - *Started*: `->queue_rq` makes the `Request` after `blk_mq_start_request`;
+///   the driver owns it, moves it between its queues, and ends it with
+///   [`Request::end`], which consumes it.
+/// - *With C*: an asynchronous completion (direct I/O's `ki_complete`, a remap's
+///   clones) takes it with [`Request::into_raw`]; only that completion rebuilds it
+///   ([`Request::from_raw`]) and gives it back to the driver.
+/// - A `Request` dropped without `end` is ended with an I/O error (and one
+///   warning per module load): a lost request fails, it never hangs.
+///
 /// # Invariants
 ///
 /// `ptr` is a request of a disk with driver data `T`, started by blk-mq
-/// (`blk_mq_start_request`) and not yet ended.
+/// (`blk_mq_start_request`) and not yet ended, and this is its only owner.
 pub(crate) struct Request<T: DiskOps> {
     ptr: NonNull<bindings::request>,
     _p: PhantomData<T>,
@@ -609,11 +638,9 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     unsafe { bindings::blk_mq_start_request(rq) };
     // SAFETY: `queuedata` is the `Arc<T>` foreign pointer, alive while the queue is.
     let data: &T = unsafe { &*(*(*hctx).queue).queuedata.cast::<T>() };
-    // INVARIANT: started above, ended by the driver.
-    let rq = Request {
-        ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
-        _p: PhantomData,
-    };
+    // SAFETY: blk-mq hands over a valid request, started above and owned by
+    // nobody else; the driver ends it (or its `Drop` does).
+    let rq = unsafe { Request::<T>::from_raw(rq) };
     without_plug(|| T::queue_rq(data, rq, last));
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
@@ -623,16 +650,27 @@ impl<T: DiskOps> Request<T> {
         self.ptr.as_ptr()
     }
 
+    /// Takes back a request given to C with [`Request::into_raw`].
+    ///
     /// # Safety
     ///
-    /// `rq` is a started request of a disk with driver data `T`, not yet ended, and
-    /// no other `Request` owns it.
+    /// `rq` is a non-null, started request of a disk with driver data `T`, not yet
+    /// ended, and no `Request` owns it (it came from `into_raw` and is rebuilt once).
     pub(super) unsafe fn from_raw(rq: *mut bindings::request) -> Self {
         // INVARIANT: per the safety requirements.
         Self {
-            ptr: NonNull::new(rq).unwrap_or(NonNull::dangling()),
+            // SAFETY: Non-null per the safety requirements.
+            ptr: unsafe { NonNull::new_unchecked(rq) },
             _p: PhantomData,
         }
+    }
+
+    /// Hands the request to C for an asynchronous completion, which rebuilds it
+    /// with [`Request::from_raw`]. Not ended here, and no longer dropped.
+    pub(super) fn into_raw(self) -> *mut bindings::request {
+        let rq = self.raw();
+        core::mem::forget(self);
+        rq
     }
 
     /// The driver data of the request's disk.
@@ -693,7 +731,23 @@ impl<T: DiskOps> Request<T> {
     /// place; for several bios the bvec descriptors (not the data) are gathered into
     /// one array. Either way each segment is mapped exactly once.
     pub(crate) fn data_iter(&self, dir: Dir) -> Result<DataIter<'_>> {
-        let rq = self.raw();
+        // SAFETY: The request is ours and stays alive while `self` is borrowed,
+        // which the returned iterator does.
+        unsafe { Self::data_iter_raw(self.raw(), dir) }
+    }
+
+    /// [`Request::data_iter`] for a request that is about to be handed to C.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a started request of ours that stays alive (not ended) while the
+    /// iterator is used.
+    pub(super) unsafe fn data_iter_raw<'a>(
+        rq: *mut bindings::request,
+        dir: Dir,
+    ) -> Result<DataIter<'a>> {
+        // SAFETY: The request is live per the safety requirements.
+        let len = unsafe { (*rq).__data_len };
         // SAFETY: The request is live; counting walks only the bvec descriptors.
         let nr = unsafe { rust_loop_rq_bvecs(rq, core::ptr::null_mut()) };
         let mut offset: ffi::c_uint = 0;
@@ -712,19 +766,21 @@ impl<T: DiskOps> Request<T> {
         } else {
             single
         };
-        // SAFETY: All-zero is a valid (empty) `iov_iter`.
-        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
         let d = if dir == Dir::Source {
             bindings::ITER_SOURCE
         } else {
             bindings::ITER_DEST
         };
+        let mut iter = core::mem::MaybeUninit::<bindings::iov_iter>::uninit();
         // SAFETY: `table` holds `nr` bvecs that stay valid while the request and
-        // `owned` live, which the returned iterator borrows.
-        unsafe {
-            bindings::iov_iter_bvec(&mut iter, d, table, nr as usize, self.len() as usize);
+        // `owned` live, which the returned iterator borrows. `iov_iter_bvec`
+        // assigns the whole struct (a compound literal), so it is initialised after.
+        let iter = unsafe {
+            bindings::iov_iter_bvec(iter.as_mut_ptr(), d, table, nr as usize, len as usize);
+            let mut iter = iter.assume_init();
             iter.iov_offset = offset as usize;
-        }
+            iter
+        };
         Ok(DataIter {
             iter,
             _owned: owned,
@@ -740,9 +796,27 @@ impl<T: DiskOps> Request<T> {
             // SAFETY: Pure mapping function.
             Err(e) => unsafe { bindings::errno_to_blk_status(e.to_errno()) },
         };
-        // SAFETY: By the invariant the request is started and not ended; `self` is
-        // consumed so it cannot be ended twice.
-        unsafe { bindings::blk_mq_end_request(self.raw(), status) };
+        let rq = self.into_raw();
+        // SAFETY: By the invariant the request is started and not ended, and we
+        // were its only owner (consumed above), so it is ended exactly once.
+        unsafe { bindings::blk_mq_end_request(rq, status) };
+    }
+}
+
+/// A request was dropped unended (warned once per module load).
+static DROPPED_WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+impl<T: DiskOps> Drop for Request<T> {
+    fn drop(&mut self) {
+        if !DROPPED_WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            pr_warn!("a request was dropped without being ended; it fails with EIO\n");
+        }
+        // SAFETY: By the invariant the request is started, not ended, and ours;
+        // `end` and `into_raw` forget `self`, so this is the only end.
+        unsafe {
+            let status = bindings::errno_to_blk_status(EIO.to_errno());
+            bindings::blk_mq_end_request(self.raw(), status)
+        };
     }
 }
 
@@ -799,7 +873,8 @@ unsafe extern "C" fn open_callback<T: DiskOps>(
 unsafe extern "C" fn release_callback<T: DiskOps>(disk: *mut bindings::gendisk) {
     // SAFETY: The block core passes a live disk of ours.
     let disk = unsafe { Disk::<T>::from_raw(disk) };
-    T::release(disk.data(), disk)
+    // `->release` runs with the disk's `open_mutex` held (`bdev_release`).
+    T::release(disk.data(), disk, &OpenLocked(PhantomData))
 }
 
 fn ioctl_common<T: DiskOps>(

@@ -102,8 +102,8 @@ impl<T: ControlOps> ControlVtable<T> {
         llseek: Some(bindings::noop_llseek),
         unlocked_ioctl: Some(control_ioctl::<T>),
         compat_ioctl: Some(control_ioctl::<T>),
-        // SAFETY: All-zero is a valid `file_operations` (every hook `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Every other hook `None`.
+        ..pin_init::zeroed()
     };
 }
 

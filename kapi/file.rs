@@ -228,7 +228,7 @@ impl BackingFile {
         // `file`, which is open. The kiocb lives on this stack frame for the whole
         // synchronous call (no `ki_complete`, so the filesystem completes inline).
         let ret = unsafe {
-            let mut kiocb: bindings::kiocb = core::mem::zeroed();
+            let mut kiocb: bindings::kiocb = pin_init::zeroed();
             rust_loop_init_sync_kiocb(&mut kiocb, file);
             // Our flags only: an O_DIRECT backing fd must not force direct I/O
             // when the device has it switched off.
@@ -300,8 +300,7 @@ impl BackingFile {
     /// `STATX_DIOALIGN` if it reports one, else its filesystem's device's logical
     /// block size and DMA alignment, else 512 bytes.
     pub(crate) fn dio_alignment(&self) -> DioAlign {
-        // SAFETY: All-zero is a valid `kstat`.
-        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
+        let mut st: bindings::kstat = pin_init::zeroed();
         // SAFETY: `f_path` is valid while the file is open; `st` outlives the call.
         let ret = unsafe {
             bindings::vfs_getattr(
@@ -336,10 +335,8 @@ impl BackingFile {
 
     /// Device, inode and rdev of the file, as `stat()` shows them.
     pub(crate) fn stat(&self) -> Result<FileStat> {
-        // SAFETY: All-zero is a valid `kstat`; `f_path` is valid while the file is
-        // open.
-        let mut st: bindings::kstat = unsafe { core::mem::zeroed() };
-        // SAFETY: As above.
+        let mut st: bindings::kstat = pin_init::zeroed();
+        // SAFETY: `f_path` is valid while the file is open; `st` outlives the call.
         to_result(unsafe {
             bindings::vfs_getattr(
                 &(*self.raw()).__bindgen_anon_1.f_path,

@@ -81,8 +81,7 @@ unsafe extern "C" fn show_callback<T: LoopAttrs, const N: usize>(
 const fn attr<T: LoopAttrs, const N: usize>(
     name: &'static core::ffi::CStr,
 ) -> bindings::device_attribute {
-    // SAFETY: All-zero is valid for `device_attribute`.
-    let mut a: bindings::device_attribute = unsafe { core::mem::zeroed() };
+    let mut a: bindings::device_attribute = pin_init::zeroed();
     a.attr.name = kernel::str::as_char_ptr_in_const_context(name).cast();
     a.attr.mode = 0o444;
     a.__bindgen_anon_1.show = Some(show_callback::<T, N>);
@@ -108,8 +107,7 @@ impl<T: LoopAttrs> Table<T> {
         SyncPtr(core::ptr::null()),
     ];
     const GROUP: SyncGroup = {
-        // SAFETY: All-zero is valid for `attribute_group`.
-        let mut g: bindings::attribute_group = unsafe { core::mem::zeroed() };
+        let mut g: bindings::attribute_group = pin_init::zeroed();
         g.name = kernel::str::as_char_ptr_in_const_context(c"loop").cast();
         g.__bindgen_anon_2.attrs = core::ptr::from_ref(&Self::ATTRS).cast_mut().cast();
         SyncGroup(g)

@@ -55,6 +55,12 @@ append="console=ttyS0 panic=-1 oops=panic rl.mode=$mode rl.quick=${QUICK:-0}"
 [ -n "${BENCH_BACKINGS:-}" ] && append="$append rl.bb=$BENCH_BACKINGS"
 [ -n "${BENCH_RUNTIME:-}" ] && append="$append rl.rt=$BENCH_RUNTIME"
 [ -n "${BENCH_ROUNDS:-}" ] && append="$append rl.rounds=$BENCH_ROUNDS"
+# BENCH_SCALE=1,4: the busy-device counts of the scale scenario; BENCH_SCALE=0: none.
+if [ "${BENCH_SCALE:-}" = 0 ]; then
+	append="$append rl.noscale"
+elif [ -n "${BENCH_SCALE:-}" ]; then
+	append="$append rl.scale=$BENCH_SCALE"
+fi
 [ -n "${RL_STRESS_SECS:-}" ] && append="$append rl.stress=$RL_STRESS_SECS"
 [ -n "${RL_VERIFY_MB:-}" ] && append="$append rl.verify=$RL_VERIFY_MB"
 [ -n "${RL_ONLY:-}" ] && append="$append rl.only=$RL_ONLY"

@@ -186,6 +186,7 @@ scale_run() { # devices...: one job per device, aggregate result
 
 for round in $(seq 1 $ROUNDS); do
 	for bk in $backings; do
+		[ -n "$(backing_path "$bk")" ] || continue
 		for sys in $(systems_for $bk); do
 			if setup $sys $bk; then
 				for wl in $WORKLOADS; do
@@ -203,7 +204,7 @@ for round in $(seq 1 $ROUNDS); do
 	done
 done
 
-if slow_up; then
+if ! grep -q 'rl\.noscale' /proc/cmdline && slow_up; then
 	for round in $(seq 1 $ROUNDS); do
 		for n in $SCALE_NS; do
 			for sys in rust_loop loop.ko dm-linear; do
