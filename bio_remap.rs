@@ -13,10 +13,10 @@
 //! cannot be remapped (the clones would be misaligned there): such a device uses
 //! the file path, as loop.ko always does.
 
+use crate::device::{complete, LoopDevice};
 use crate::kapi::bio::{BioSet, RemapDone};
 use crate::kapi::blk::Request;
 use crate::kapi::file::{BackingFile, FileKind};
-use crate::LoopDevice;
 use kernel::{prelude::*, sync::Arc};
 
 /// Whether `file` at `offset` can be served by remapping.
@@ -37,7 +37,7 @@ pub(crate) fn new_pool() -> Result<Arc<BioSet>> {
 pub(crate) fn submit(rq: Request<LoopDevice>, pool: &BioSet, file: &BackingFile, offset: u64) {
     // A clone pool exists only for block-device files (`can_remap`).
     let Some(dev) = file.block_device() else {
-        crate::transfer::complete(rq, Err(EIO));
+        complete(rq, Err(EIO));
         return;
     };
     rq.data().stats.add(rq.bio_count(), 0);
@@ -49,6 +49,6 @@ impl RemapDone for LoopDevice {
         if res.is_ok() {
             rq.data().stats.add(0, rq.len() as usize);
         }
-        crate::transfer::complete(rq, res);
+        complete(rq, res);
     }
 }

@@ -8,6 +8,7 @@
 //! line 1077 of `loop_configure`, nor in `LOOP_CHANGE_FD`'s uevent).
 
 use crate::bio_remap::can_remap;
+use crate::device::{LoopDevice, Phase};
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, Bdev, Disk, OpenLocked, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind, GfpMask};
@@ -18,7 +19,6 @@ use crate::kapi::uapi::{
 };
 use crate::kapi::{capable_sys_admin, errno, warn_verbatim, ModuleRef};
 use crate::transfer::{write_cache_feature, Binding, Worker};
-use crate::{LoopDevice, Phase};
 use core::fmt;
 use kernel::{
     prelude::*,
@@ -29,23 +29,63 @@ use kernel::{
 /// `BLK_MAX_BLOCK_SIZE` without large folios: `PAGE_SIZE`.
 const MAX_BLOCK_SIZE: u32 = kernel::page::PAGE_SIZE as u32;
 
-/// A device's configuration (guarded by `LoopDevice::state`).
-pub(crate) struct State {
-    pub(crate) phase: Phase,
-    cfg: Option<Config>,
+/// A device's state (guarded by `LoopDevice::state`), loop.c's `lo_state` with
+/// the configuration it implies: only a bound device (or one running down) has
+/// one, so no ioctl can see "bound" without a configuration.
+pub(crate) enum State {
+    /// No backing file.
+    Unbound,
+    /// Serving I/O from a backing file.
+    Bound(Config),
+    /// Detaching at the last close (`LOOP_CLR_FD` by the sole opener, or
+    /// autoclear); I/O is still served until then.
+    Rundown(Config),
+    /// Being removed by `LOOP_CTL_REMOVE`.
+    Deleting,
 }
 
 impl State {
     pub(crate) const fn new() -> Self {
-        Self {
-            phase: Phase::Unbound,
-            cfg: None,
+        State::Unbound
+    }
+
+    /// The phase, for the registry and `open`.
+    pub(crate) fn phase(&self) -> Phase {
+        match self {
+            State::Unbound => Phase::Unbound,
+            State::Bound(_) => Phase::Bound,
+            State::Rundown(_) => Phase::Rundown,
+            State::Deleting => Phase::Deleting,
         }
+    }
+
+    /// The configuration of a bound device; ENXIO otherwise (loop.c's check of
+    /// `Lo_bound` in every ioctl that needs a binding).
+    fn bound(&self) -> Result<&Config> {
+        match self {
+            State::Bound(c) => Ok(c),
+            _ => Err(ENXIO),
+        }
+    }
+
+    fn bound_mut(&mut self) -> Result<&mut Config> {
+        match self {
+            State::Bound(c) => Ok(c),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// Bound -> Rundown, keeping the configuration (anything else: unchanged).
+    fn run_down(&mut self) {
+        *self = match core::mem::replace(self, State::Unbound) {
+            State::Bound(c) => State::Rundown(c),
+            other => other,
+        };
     }
 }
 
 /// What a bound device was configured with.
-struct Config {
+pub(crate) struct Config {
     file: BackingFile,
     offset: u64,
     sizelimit: u64,
@@ -349,10 +389,7 @@ fn validate_file(dev: &LoopDevice, file: &BackingFile) -> Result {
                     return Err(EBADF);
                 }
                 let st = lower.state.lock();
-                if st.phase != Phase::Bound {
-                    return Err(EINVAL);
-                }
-                let next = st.cfg.as_ref().map(|c| c.file.clone()).ok_or(EINVAL)?;
+                let next = st.bound().map_err(|_| EINVAL)?.file.clone();
                 drop(st);
                 f = next;
             }
@@ -497,12 +534,12 @@ fn configure(
     // loop.c answers EBUSY before it looks at the file. The walk takes other devices'
     // state locks and the registry, so it runs without ours (lock order); VALIDATE
     // keeps every binding in place meanwhile, and the phase is checked again after.
-    if dev.state.lock().phase != Phase::Unbound {
+    if !matches!(*dev.state.lock(), State::Unbound) {
         return Err(EBUSY);
     }
     validate_file(dev, &file)?;
     let mut st = dev.state.lock();
-    if st.phase != Phase::Unbound {
+    if !matches!(*st, State::Unbound) {
         return Err(EBUSY);
     }
     let info = &c.info;
@@ -564,7 +601,7 @@ fn configure(
     drop(dev.set_binding(Some(binding)));
     let mut name = info.lo_file_name;
     name[LO_NAME_SIZE - 1] = 0;
-    st.cfg = Some(Config {
+    *st = State::Bound(Config {
         file,
         offset: info.lo_offset,
         sizelimit: info.lo_sizelimit,
@@ -576,7 +613,6 @@ fn configure(
         remap,
         _module: ModuleRef::get(),
     });
-    st.phase = Phase::Bound;
     let partscan = lo_flags & flags::PARTSCAN != 0;
     if partscan {
         disk.suppress_part_scan(false);
@@ -613,7 +649,14 @@ fn detach(
     mut st: kernel::sync::MutexGuard<'_, State>,
     locked: &OpenLocked<'_>,
 ) {
-    let Some(cfg) = st.cfg.take() else { return };
+    // Unbound from here for anyone who takes the lock after us.
+    let cfg = match core::mem::replace(&mut *st, State::Unbound) {
+        State::Rundown(c) => c,
+        other => {
+            *st = other;
+            return;
+        }
+    };
     if disk.openers() == 0 {
         // The final close (`lo_release`): nobody can submit I/O any more and
         // `bdev_release` has written back and waited for what was in flight, so no
@@ -636,7 +679,6 @@ fn detach(
     disk.set_read_only(false);
     disk.uevent_change();
     disk.force_media_change();
-    st.phase = Phase::Unbound;
     drop(st);
     // Every partition goes, also those added with BLKPG (`partx -a`) without
     // partscan: a stale loopNp1 would map onto the next, unrelated binding.
@@ -658,16 +700,11 @@ fn detach(
 fn clr_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
     let _validate = crate::validate_lock();
     let mut st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    if let Some(c) = st.cfg.as_mut() {
-        c.flags |= flags::AUTOCLEAR;
-    }
+    st.bound_mut()?.flags |= flags::AUTOCLEAR;
     // With other openers (a mount, udev) this is a lazy detach: teardown at the
     // last close, as loop.ko.
     if disk.openers() == 1 {
-        st.phase = Phase::Rundown;
+        st.run_down();
     }
     Ok(0)
 }
@@ -678,25 +715,17 @@ pub(crate) fn release(dev: &LoopDevice, disk: &Disk<LoopDevice>, locked: &OpenLo
         return;
     }
     let mut st = dev.state.lock();
-    if st.phase == Phase::Bound
-        && st
-            .cfg
-            .as_ref()
-            .is_some_and(|c| c.flags & flags::AUTOCLEAR != 0)
-    {
-        st.phase = Phase::Rundown;
+    if st.bound().is_ok_and(|c| c.flags & flags::AUTOCLEAR != 0) {
+        st.run_down();
     }
-    if st.phase == Phase::Rundown {
+    if matches!(*st, State::Rundown(_)) {
         detach(dev, disk, st, locked);
     }
 }
 
 fn get_status(dev: &LoopDevice) -> Result<LoopInfo64> {
     let st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    let c = st.cfg.as_ref().ok_or(ENXIO)?;
+    let c = st.bound()?;
     let mut i = LoopInfo64::zeroed();
     i.lo_number = dev.number;
     i.lo_offset = c.offset;
@@ -719,16 +748,13 @@ fn set_status(
     legacy: bool,
 ) -> Result<i32> {
     let mut st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
     // loop.c's legacy path ignores the encryption fields (loop-abi.md 20.3).
     if !legacy {
         check_info(info)?;
     } else if info.lo_offset > i64::MAX as u64 {
         return Err(EOVERFLOW);
     }
-    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let c = st.bound_mut()?;
     let size_changed = c.offset != info.lo_offset || c.sizelimit != info.lo_sizelimit;
     let new_partscan = info.lo_flags & flags::PARTSCAN != 0 && c.flags & flags::PARTSCAN == 0;
     // Direct I/O stays only where the new offset still allows it; remapping only
@@ -781,20 +807,14 @@ fn set_status(
 
 fn set_capacity(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
     let st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    let c = st.cfg.as_ref().ok_or(ENXIO)?;
+    let c = st.bound()?;
     set_size(disk, calc_size(&c.file, c.offset, c.sizelimit));
     Ok(0)
 }
 
 fn set_dio(dev: &LoopDevice, disk: &Disk<LoopDevice>, on: bool) -> Result<i32> {
     let mut st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let c = st.bound_mut()?;
     if (c.flags & flags::DIRECT_IO != 0) == on {
         return Ok(0);
     }
@@ -832,10 +852,7 @@ fn set_block_size(
         Some(bdev.prepare_claim()?)
     };
     let mut st = dev.state.lock();
-    if st.phase != Phase::Bound {
-        return Err(ENXIO);
-    }
-    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let c = st.bound_mut()?;
     let arg = u32::try_from(arg).map_err(|_| EINVAL)?;
     let dio = c.flags & flags::DIRECT_IO != 0;
     let bs = match check_block_size(arg)? {
@@ -863,17 +880,17 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     let file = BackingFile::from_fd(fd)?;
     check_backing_file(&file)?;
     let _validate = crate::validate_lock();
-    let bound_ro = |st: &State| match (&st.phase, &st.cfg) {
-        (Phase::Bound, Some(c)) if c.flags & flags::READ_ONLY != 0 => Ok(()),
-        (Phase::Bound, Some(_)) => Err(EINVAL),
-        _ => Err(ENXIO),
+    let bound_ro = |st: &State| match st.bound() {
+        Ok(c) if c.flags & flags::READ_ONLY != 0 => Ok(()),
+        Ok(_) => Err(EINVAL),
+        Err(e) => Err(e),
     };
     // As in `configure`: the walk runs without our state lock, checked again after.
     bound_ro(&dev.state.lock())?;
     validate_file(dev, &file)?;
     let mut st = dev.state.lock();
     bound_ro(&st)?;
-    let c = st.cfg.as_mut().ok_or(ENXIO)?;
+    let c = st.bound_mut()?;
     // The same device size (offset and sizelimit applied, as loop.ko), to the
     // byte: loop.ko compares 512-byte sectors, so that 1 MiB and 1 MiB + 100 bytes
     // pass there; a size change is refused here.
@@ -944,7 +961,7 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
 impl LoopAttrs for LoopDevice {
     fn show(this: &Self, attr: LoopAttr, out: &mut dyn fmt::Write) -> Result {
         let st = this.state.lock();
-        let Some(c) = st.cfg.as_ref() else {
+        let (State::Bound(c) | State::Rundown(c)) = &*st else {
             return Err(ENXIO);
         };
         let r = match attr {
@@ -961,5 +978,73 @@ impl LoopAttrs for LoopDevice {
             LoopAttr::Dio => writeln!(out, "{}", u32::from(c.flags & flags::DIRECT_IO != 0)),
         };
         r.map_err(|_| EINVAL)
+    }
+}
+
+#[kunit_tests(rust_loop)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_drops_offset_partial_sector_and_clamps_to_sizelimit() {
+        assert_eq!(size_sectors(8 << 20, 0, 0), 16384);
+        assert_eq!(size_sectors(8 << 20, 1 << 20, 0), 14336);
+        assert_eq!(size_sectors((1 << 20) + 1000, 0, 0), 2049);
+        assert_eq!(size_sectors(8 << 20, 4096, 1 << 20), 2048);
+        assert_eq!(size_sectors(8 << 20, 9 << 20, 0), 0);
+        assert_eq!(size_sectors(4096, 0, 1 << 30), 8);
+    }
+
+    #[test]
+    fn block_size_must_be_power_of_two_from_512_to_page_size() {
+        assert_eq!(check_block_size(0), Ok(0));
+        assert_eq!(check_block_size(512), Ok(512));
+        assert_eq!(check_block_size(4096), Ok(4096));
+        assert_eq!(check_block_size(256), Err(EINVAL));
+        assert_eq!(check_block_size(1000), Err(EINVAL));
+        assert_eq!(check_block_size(8192), Err(EINVAL));
+    }
+
+    #[test]
+    fn status_checks_reject_encryption_and_overflow() {
+        let mut i = LoopInfo64::zeroed();
+        assert_eq!(check_info(&i), Ok(()));
+        i.lo_encrypt_type = 1;
+        assert_eq!(check_info(&i), Err(EINVAL));
+        i.lo_encrypt_type = 0;
+        i.lo_encrypt_key_size = 33;
+        assert_eq!(check_info(&i), Err(EINVAL));
+        i.lo_encrypt_key_size = 32;
+        i.lo_offset = 1 << 63;
+        assert_eq!(check_info(&i), Err(EOVERFLOW));
+    }
+
+    #[test]
+    fn legacy_status_round_trip_and_overflow() {
+        let mut i = LoopInfo64::zeroed();
+        i.lo_offset = 4096;
+        i.lo_flags = 8;
+        i.lo_file_name[0] = b'x';
+        let old = info_to_old(&i).expect("fits");
+        assert_eq!(
+            (old.lo_offset, old.lo_flags, old.lo_name[0]),
+            (4096, 8, b'x')
+        );
+        i.lo_offset = 1 << 31;
+        assert!(info_to_old(&i).is_err());
+    }
+
+    #[test]
+    fn configure_settable_flags_are_loop_h_values() {
+        assert_eq!(flags::CONFIGURE_SETTABLE, 1 | 4 | 8 | 16);
+        assert_eq!(flags::SET_STATUS_SETTABLE, 4 | 8);
+        assert_eq!(flags::SET_STATUS_CLEARABLE, 4);
+    }
+
+    #[test]
+    fn ioctl_numbers_are_plain() {
+        assert_eq!(cmd::LOOP_SET_FD, 0x4C00);
+        assert_eq!(cmd::LOOP_CONFIGURE, 0x4C0A);
+        assert_eq!(cmd::LOOP_CTL_GET_FREE, 0x4C82);
     }
 }

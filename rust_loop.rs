@@ -2,9 +2,10 @@
 
 //! rust_loop: loop block devices, a drop-in for the in-tree `loop.ko`.
 //!
-//! This file is the crate root: the module, its parameters, and the registry of
-//! device slots. `ioctl.rs` holds the user ABI, `transfer.rs` the data path, and
-//! `kapi` the abstraction layer over the kernel's C API (all `unsafe` lives there).
+//! This file is the crate root: the module and the registry of device slots.
+//! `device.rs` is one device, `ioctl.rs` the user ABI, `transfer.rs` the file data
+//! path, `bio_remap.rs` block-device backing, and `kapi` the abstraction layer over
+//! the kernel's C API (all `unsafe` lives there).
 //!
 //! # Locking
 //!
@@ -38,17 +39,17 @@
 //! disk is made, and a set's depth cannot grow: a set per device would cost an
 //! unattached device loop.ko's 128 preallocated requests.)
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use kapi::blk::{Disk, DiskOps, DiskSpec, OwnedDisk, TagSet};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use device::{LoopDevice, Phase};
+use kapi::blk::{Disk, DiskSpec, OwnedDisk, TagSet};
 use kapi::chrdev::{BlockMajor, ControlDevice, Probe};
-use kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use kernel::{
-    new_mutex,
     prelude::*,
-    sync::{global_lock, Arc, Mutex},
+    sync::{global_lock, Arc},
 };
 
 mod bio_remap;
+mod device;
 mod ioctl;
 mod kapi;
 mod transfer;
@@ -73,96 +74,6 @@ const LOOP_DEFAULT_MAX_SECTORS: u32 = 2560;
 const SHARED_DEPTH_DEVICES: u32 = 16;
 /// `MINORBITS`.
 const MINORBITS: u32 = 20;
-
-/// Where a device is in its life (loop.c's `lo_state`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
-    /// No backing file.
-    Unbound,
-    /// Serving I/O from a backing file.
-    Bound,
-    /// Detaching at last close.
-    Rundown,
-    /// Being removed by `LOOP_CTL_REMOVE`.
-    Deleting,
-}
-
-/// Counters of the data path, per device (`/sys/kernel/debug/rust_loop/stats`).
-#[derive(Default)]
-pub(crate) struct Stats {
-    /// Requests completed.
-    pub(crate) requests: AtomicU64,
-    /// Bvec segments handed to the backing file.
-    pub(crate) segments: AtomicU64,
-    /// Bytes moved between request pages and the backing file.
-    pub(crate) bytes: AtomicU64,
-    /// Requests completed in `queue_rq` without a hand-off to the worker.
-    pub(crate) inline: AtomicU64,
-}
-
-/// One loop device slot.
-#[pin_data]
-pub(crate) struct LoopDevice {
-    /// The N of loopN.
-    pub(crate) number: u32,
-    /// Configuration; `lo_mutex`.
-    #[pin]
-    pub(crate) state: Mutex<ioctl::State>,
-    /// What the data path uses; replaced only while the queue is frozen.
-    #[pin]
-    pub(crate) io: SpinLockIrq<Option<Arc<transfer::Binding>>>,
-    /// Data path counters.
-    pub(crate) stats: Stats,
-    /// Requests started and not yet ended.
-    pub(crate) inflight: AtomicUsize,
-    /// Requests found alone in flight (see `transfer::queue_rq`).
-    pub(crate) streak: AtomicU32,
-}
-
-impl LoopDevice {
-    fn new(number: u32) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            try_pin_init!(Self {
-                number,
-                state <- new_mutex!(ioctl::State::new()),
-                io <- new_spinlock_irq!(None),
-                stats: Stats::default(),
-                inflight: AtomicUsize::new(0),
-                streak: AtomicU32::new(0),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// The binding the data path uses now, if bound. Process context only: the
-    /// returned reference may be the last one, and a binding's teardown sleeps.
-    pub(crate) fn binding(&self) -> Option<Arc<transfer::Binding>> {
-        self.io.lock().clone()
-    }
-
-    /// The worker of the current binding (any context: dropping it never sleeps).
-    pub(crate) fn worker(&self) -> Option<Arc<transfer::Worker>> {
-        self.io.lock().as_ref().map(|b| b.worker.clone())
-    }
-
-    /// Installs the data path's binding (`None`: unbound) and returns the old one.
-    /// The caller drops it outside the spinlock and after unfreezing the queue: its
-    /// teardown (backing file, `bioset_exit`) sleeps and takes `bio_slab_lock`, and
-    /// memory reclaim, which a frozen queue's I/O may wait for, nests under that
-    /// lock (lockdep: `bio_slab_lock` after `q_usage_counter`).
-    #[must_use]
-    pub(crate) fn set_binding(
-        &self,
-        b: Option<Arc<transfer::Binding>>,
-    ) -> Option<Arc<transfer::Binding>> {
-        core::mem::replace(&mut *self.io.lock(), b)
-    }
-
-    /// Current phase.
-    pub(crate) fn phase(&self) -> Phase {
-        self.state.lock().phase
-    }
-}
 
 /// A slot in the registry: the device and the disk that serves it.
 struct Slot {
@@ -280,10 +191,10 @@ pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
     {
         let slot = &reg.slots[idx];
         let mut st = slot.dev.state.lock();
-        if st.phase != Phase::Unbound || slot.disk.openers() > 0 {
+        if st.phase() != Phase::Unbound || slot.disk.openers() > 0 {
             return Err(EBUSY);
         }
-        st.phase = Phase::Deleting;
+        *st = ioctl::State::Deleting;
     }
     let slot = reg.slots.remove(idx).map_err(|_| ENODEV)?;
     // Cannot fail: reserved above.
@@ -474,120 +385,5 @@ impl Drop for RustLoop {
         // they outlive the module (kmemleak found them).
         reg.slots = KVec::new();
         reg.removing = KVec::new();
-    }
-}
-
-impl DiskOps for LoopDevice {
-    fn open(this: &Self, _disk: &Disk<Self>) -> Result {
-        match this.phase() {
-            Phase::Deleting | Phase::Rundown => Err(ENXIO),
-            _ => Ok(()),
-        }
-    }
-
-    fn release(this: &Self, disk: &Disk<Self>, locked: &kapi::blk::OpenLocked<'_>) {
-        ioctl::release(this, disk, locked)
-    }
-
-    fn ioctl(
-        this: &Self,
-        disk: &Disk<Self>,
-        bdev: &kapi::blk::Bdev,
-        mode: kapi::blk::OpenMode,
-        cmd: u32,
-        arg: usize,
-        compat: bool,
-    ) -> Result<i32> {
-        ioctl::device(this, disk, bdev, mode, cmd, arg, compat)
-    }
-
-    fn queue_rq(this: &Self, rq: kapi::blk::Request<Self>, last: bool) {
-        transfer::queue_rq(this, rq, last)
-    }
-}
-
-impl Stats {
-    pub(crate) fn add(&self, segments: u32, bytes: usize) {
-        self.segments
-            .fetch_add(u64::from(segments), Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
-
-#[kunit_tests(rust_loop)]
-mod tests {
-    use super::ioctl::*;
-    use super::kapi::uapi::*;
-    use core::mem::size_of;
-    use kernel::prelude::*;
-
-    #[test]
-    fn size_drops_offset_partial_sector_and_clamps_to_sizelimit() {
-        assert_eq!(size_sectors(8 << 20, 0, 0), 16384);
-        assert_eq!(size_sectors(8 << 20, 1 << 20, 0), 14336);
-        assert_eq!(size_sectors((1 << 20) + 1000, 0, 0), 2049);
-        assert_eq!(size_sectors(8 << 20, 4096, 1 << 20), 2048);
-        assert_eq!(size_sectors(8 << 20, 9 << 20, 0), 0);
-        assert_eq!(size_sectors(4096, 0, 1 << 30), 8);
-    }
-
-    #[test]
-    fn block_size_must_be_power_of_two_from_512_to_page_size() {
-        assert_eq!(check_block_size(0), Ok(0));
-        assert_eq!(check_block_size(512), Ok(512));
-        assert_eq!(check_block_size(4096), Ok(4096));
-        assert_eq!(check_block_size(256), Err(EINVAL));
-        assert_eq!(check_block_size(1000), Err(EINVAL));
-        assert_eq!(check_block_size(8192), Err(EINVAL));
-    }
-
-    #[test]
-    fn status_checks_reject_encryption_and_overflow() {
-        let mut i = LoopInfo64::zeroed();
-        assert_eq!(check_info(&i), Ok(()));
-        i.lo_encrypt_type = 1;
-        assert_eq!(check_info(&i), Err(EINVAL));
-        i.lo_encrypt_type = 0;
-        i.lo_encrypt_key_size = 33;
-        assert_eq!(check_info(&i), Err(EINVAL));
-        i.lo_encrypt_key_size = 32;
-        i.lo_offset = 1 << 63;
-        assert_eq!(check_info(&i), Err(EOVERFLOW));
-    }
-
-    #[test]
-    fn legacy_status_round_trip_and_overflow() {
-        let mut i = LoopInfo64::zeroed();
-        i.lo_offset = 4096;
-        i.lo_flags = 8;
-        i.lo_file_name[0] = b'x';
-        let old = info_to_old(&i).expect("fits");
-        assert_eq!(
-            (old.lo_offset, old.lo_flags, old.lo_name[0]),
-            (4096, 8, b'x')
-        );
-        i.lo_offset = 1 << 31;
-        assert!(info_to_old(&i).is_err());
-    }
-
-    #[test]
-    fn uapi_struct_sizes_match_loop_h() {
-        assert_eq!(size_of::<LoopInfo64>(), 232);
-        assert_eq!(size_of::<LoopConfig>(), 304);
-        assert_eq!(size_of::<LoopInfo>(), 168);
-    }
-
-    #[test]
-    fn configure_settable_flags_are_loop_h_values() {
-        assert_eq!(flags::CONFIGURE_SETTABLE, 1 | 4 | 8 | 16);
-        assert_eq!(flags::SET_STATUS_SETTABLE, 4 | 8);
-        assert_eq!(flags::SET_STATUS_CLEARABLE, 4);
-    }
-
-    #[test]
-    fn ioctl_numbers_are_plain() {
-        assert_eq!(cmd::LOOP_SET_FD, 0x4C00);
-        assert_eq!(cmd::LOOP_CONFIGURE, 0x4C0A);
-        assert_eq!(cmd::LOOP_CTL_GET_FREE, 0x4C82);
     }
 }

@@ -123,10 +123,6 @@ struct gendisk *rust_loop_bdev_disk(struct block_device *bdev)
 	return bdev->bd_disk;
 }
 
-bool rust_loop_bdev_is_partition(struct block_device *bdev)
-{
-	return bdev_is_partition(bdev);
-}
 
 bool rust_loop_file_is_writable(struct file *file)
 {
@@ -153,58 +149,7 @@ u32 rust_loop_file_statfs_bsize(struct file *file)
 	return st.f_bsize;
 }
 
-/*
- * current->plug, taken away for the duration of ->queue_rq and put back after.
- *
- * PF_BLOCK_TS says "current->plug holds a cached timestamp": the scheduler's
- * finish_task_switch() then zeroes current->plug->cur_ktime without checking the
- * pointer (blk_plug_invalidate_ts). So the flag must never be seen with the plug
- * gone: it is cleared (and the timestamp dropped, as any context switch would)
- * before the pointer is, and cleared again before the pointer comes back, in case
- * code in between left it set. The compiler barriers keep the two stores in this
- * order; a preemption between them runs on this CPU and sees them in order.
- */
-struct blk_plug *rust_loop_plug_take(void)
-{
-	struct blk_plug *plug = current->plug;
-
-	if (plug) {
-		plug->cur_ktime = 0;
-		current->flags &= ~PF_BLOCK_TS;
-		barrier();
-		current->plug = NULL;
-	}
-	return plug;
-}
-
-void rust_loop_plug_restore(struct blk_plug *plug)
-{
-	current->flags &= ~PF_BLOCK_TS;
-	barrier();
-	current->plug = plug;
-}
-
-/*
- * For the KUnit test of the two above: cache a timestamp in the current task's
- * plug and set PF_BLOCK_TS, as blk_time_get_ns() (private to block/blk.h) does
- * when a request is stamped under a plug; and read the flag and the pointer back.
- */
-void rust_loop_plug_cache_ts(void)
-{
-	struct blk_plug *plug = current->plug;
-
-	if (plug) {
-		plug->cur_ktime = ktime_get_ns();
-		barrier();
-		current->flags |= PF_BLOCK_TS;
-	}
-}
-
-bool rust_loop_plug_ts_cached(void)
-{
-	return current->flags & PF_BLOCK_TS;
-}
-
+/* current->plug, read only (kapi/blk/task.rs: plugged). */
 struct blk_plug *rust_loop_current_plug(void)
 {
 	return current->plug;
@@ -317,15 +262,7 @@ bool rust_loop_bdev_rot(struct block_device *bdev)
 	return bdev_rot(bdev);
 }
 
-unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev)
-{
-	return bdev_write_zeroes_sectors(bdev);
-}
 
-unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev)
-{
-	return bdev_discard_granularity(bdev);
-}
 
 struct queue_limits rust_loop_limits_start_update(struct request_queue *q)
 {

@@ -11,15 +11,15 @@
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
 
+use crate::device::{complete, LoopDevice};
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
-use crate::kapi::blk::{feat, noio, with_plug, Dir, Op, Request};
+use crate::kapi::blk::{feat, noio, plugged, with_plug, Dir, Op, Request};
 use crate::kapi::cgroup::{in_kernel_thread, Charge};
 use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile, FileKind};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::wq::OwnedQueue;
-use crate::LoopDevice;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::{
     impl_has_work, new_mutex, new_work,
@@ -233,44 +233,39 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     let alone = dev.inflight.fetch_add(1, Ordering::Relaxed) == 0
         && last
         && dev.streak.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != PROBE_EVERY - 1;
+    // Under a plug (a plug flush) no bio is submitted from here: it would join the
+    // plug being flushed. Page-cache reads submit none, so they may still run.
+    let submit_inline = alone && !plugged();
     let Some(b) = dev.binding() else {
         complete(rq, Err(EIO));
         return;
     };
     let op = rq.op();
-    if let Some(pool) = &b.remap {
-        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes) && alone {
-            if op != Op::Read && b.read_only {
-                complete(rq, Err(EIO));
-            } else {
-                crate::bio_remap::submit(rq, pool, &b.file, b.offset);
-            }
-            return;
-        }
-    }
-    // Direct I/O issued here is charged to the submitter's cgroups only when the
-    // submitter is the caller; a queue run by a kworker hands it to the worker,
-    // which charges it (see `kapi::cgroup`).
-    if b.dio && b.inline_dio && matches!(op, Op::Read | Op::Write) && alone && !in_kernel_thread() {
-        if op == Op::Write && b.read_only {
+    match route(&b, op) {
+        Route::ReadOnly => {
             complete(rq, Err(EIO));
             return;
         }
-        let dir = if op == Op::Read {
-            Dir::Dest
-        } else {
-            Dir::Source
-        };
-        let pos = rq.pos() + b.offset;
-        rq.submit_dio(&b.file, pos, dir, 0, true);
-        return;
+        Route::Remap(pool) if submit_inline => {
+            crate::bio_remap::submit(rq, pool, &b.file, b.offset);
+            return;
+        }
+        // Direct I/O issued here is charged to the submitter's cgroups only when
+        // the submitter is the caller; a queue run by a kworker hands it to the
+        // worker, which charges it (see `kapi::cgroup`).
+        Route::DirectIo(dir) if submit_inline && b.inline_dio && !in_kernel_thread() => {
+            let pos = rq.pos() + b.offset;
+            rq.submit_dio(&b.file, pos, dir, 0, true);
+            return;
+        }
+        _ => {}
     }
     let mut done = 0;
     // A blocking read here would be a deadlock if it waited for I/O: bios submitted
     // from ->queue_rq only go out after it returns. So inline reads are either
     // IOCB_NOWAIT or from shmem pages that are all in memory.
-    let inline_read = match (op, b.dio, b.inline_read, alone && b.worker.idle()) {
-        (Op::Read, false, Some(flags), true)
+    let inline_read = match (route(&b, op), op, b.inline_read, alone && b.worker.idle()) {
+        (Route::File, Op::Read, Some(flags), true)
             if flags != 0
                 || b.file
                     .shmem_resident(rq.pos() + b.offset, rq.len() as usize) =>
@@ -329,14 +324,6 @@ fn hand_off(rq: Request<LoopDevice>, done: usize) {
         Some(w) => Worker::push(&w, Pending { rq, done }),
         None => complete(rq, Err(EIO)),
     }
-}
-
-/// Ends a request of ours (counted).
-pub(crate) fn complete(rq: Request<LoopDevice>, res: Result) {
-    let dev = rq.data();
-    dev.stats.requests.fetch_add(1, Ordering::Relaxed);
-    dev.inflight.fetch_sub(1, Ordering::Relaxed);
-    rq.end(res);
 }
 
 /// Reads into the request's pages from `done` bytes on; returns the new total.
@@ -403,38 +390,51 @@ fn handle(p: Pending) {
         complete(rq, Err(EIO));
         return;
     };
-    let op = rq.op();
-    if let Some(pool) = &b.remap {
-        if matches!(op, Op::Read | Op::Write | Op::Discard | Op::WriteZeroes)
-            && !(op != Op::Read && b.read_only)
-        {
-            // At depth the worker remaps, so the submitter's CPU and this one
-            // share the work.
-            crate::bio_remap::submit(rq, pool, &b.file, b.offset);
-            return;
+    match route(&b, rq.op()) {
+        Route::ReadOnly => complete(rq, Err(EIO)),
+        // At depth the worker remaps, so the submitter's CPU and this one share
+        // the work.
+        Route::Remap(pool) => crate::bio_remap::submit(rq, pool, &b.file, b.offset),
+        // The rest of a direct I/O request, now allowed to block in submission.
+        Route::DirectIo(dir) => {
+            let pos = rq.pos() + b.offset;
+            rq.submit_dio(&b.file, pos, dir, p.done, false);
+        }
+        Route::File => {
+            let res = do_request(dev, &b, &rq, p.done);
+            complete(rq, res);
         }
     }
-    if b.dio && matches!(op, Op::Read | Op::Write) && !(op == Op::Write && b.read_only) {
-        // The rest of a direct I/O request, now allowed to block in submission.
-        let dir = if op == Op::Read {
-            Dir::Dest
-        } else {
-            Dir::Source
-        };
-        let pos = rq.pos() + b.offset;
-        rq.submit_dio(&b.file, pos, dir, p.done, false);
-        return;
-    }
-    let res = do_request(dev, &b, &rq, p.done);
-    complete(rq, res);
 }
 
-fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usize) -> Result {
-    let op = rq.op();
+/// How a request is carried out: decided here once, for `->queue_rq` (which may
+/// do it inline) and for the worker.
+enum Route<'a> {
+    /// Anything but a read on a read-only binding: EIO (loop.ko's rule).
+    ReadOnly,
+    /// Cloned onto the backing block device (`bio_remap.rs`).
+    Remap(&'a BioSet),
+    /// Asynchronous direct I/O to the backing file.
+    DirectIo(Dir),
+    /// The backing file's `read_iter`/`write_iter`, `fsync` or `fallocate`.
+    File,
+}
+
+fn route(b: &Binding, op: Op) -> Route<'_> {
     if b.read_only && op != Op::Read {
-        return Err(EIO);
+        return Route::ReadOnly;
     }
-    match op {
+    match (op, &b.remap) {
+        (Op::Read | Op::Write | Op::Discard | Op::WriteZeroes, Some(pool)) => Route::Remap(pool),
+        (Op::Read, None) if b.dio => Route::DirectIo(Dir::Dest),
+        (Op::Write, None) if b.dio => Route::DirectIo(Dir::Source),
+        _ => Route::File,
+    }
+}
+
+/// A request of [`Route::File`].
+fn do_request(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>, done: usize) -> Result {
+    match rq.op() {
         Op::Read => {
             let flags = if b.dio { iocb::DIRECT } else { 0 };
             let n = read_from(dev, b, rq, done, flags).map_err(io_error)?;

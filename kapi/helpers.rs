@@ -38,10 +38,6 @@ extern "C" {
     pub(super) fn rust_loop_file_nowait(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_is_shmem(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_statfs_bsize(file: *mut bindings::file) -> u32;
-    pub(super) fn rust_loop_plug_take() -> *mut bindings::blk_plug;
-    pub(super) fn rust_loop_plug_restore(plug: *mut bindings::blk_plug);
-    pub(super) fn rust_loop_plug_cache_ts();
-    pub(super) fn rust_loop_plug_ts_cached() -> bool;
     pub(super) fn rust_loop_current_plug() -> *mut bindings::blk_plug;
     pub(super) fn rust_loop_shmem_resident(
         file: *mut bindings::file,

@@ -64,7 +64,7 @@ unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     // SAFETY: blk-mq hands over a valid request, started above and owned by
     // nobody else; the driver ends it (or its `Drop` does).
     let rq = unsafe { Request::<T>::from_raw(rq) };
-    without_plug(|| T::queue_rq(data, rq, last));
+    T::queue_rq(data, rq, last);
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 

@@ -6,23 +6,14 @@
 use crate::kapi::helpers::*;
 use kernel::{bindings, prelude::*};
 
-/// Runs `f` with the current task's plug set aside.
-///
-/// `->queue_rq` may run from a plug flush (`blk_mq_flush_plug_list` walking
-/// `current->plug`). I/O the driver submits inline (remapped clones, a backing
-/// file's direct I/O) must not be added to that plug while it is being flushed:
-/// with no plug, it is issued directly or plugged by its submitter's own plug.
-/// The plug's cached timestamp goes with it (`PF_BLOCK_TS` is cleared), or a
-/// context switch in `f` would find the flag and no plug.
-pub(crate) fn without_plug<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: Only the current task's own plug (pointer, cached timestamp, flag) is
-    // read and cleared.
-    let plug = unsafe { rust_loop_plug_take() };
-    let r = f();
-    // SAFETY: Puts back the pointer taken above, in the same task; the plug lives in
-    // a frame below this one (the one that started it, or is flushing it).
-    unsafe { rust_loop_plug_restore(plug) };
-    r
+/// Whether the current task holds a plug (`current->plug`). `->queue_rq` runs
+/// under one only from a plug flush (`blk_mq_flush_plug_list`): bios the driver
+/// submitted there would be added to the plug being flushed, so the caller
+/// submits none (it hands the request to its worker instead). Reading the pointer
+/// is all: the plug and the scheduler's `PF_BLOCK_TS` are never touched.
+pub(crate) fn plugged() -> bool {
+    // SAFETY: Reads the current task's own plug pointer.
+    !unsafe { rust_loop_current_plug() }.is_null()
 }
 
 /// Runs `f` under a plug of its own (`blk_start_plug`/`blk_finish_plug`): bios it
@@ -54,44 +45,14 @@ pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
 #[kunit_tests(rust_loop_plug)]
 mod tests {
     use super::*;
-    use kernel::time::{delay::fsleep, Delta};
 
-    fn current_plug() -> *mut bindings::blk_plug {
-        // SAFETY: Reads the current task's own plug pointer.
-        unsafe { rust_loop_current_plug() }
-    }
-
-    fn ts_cached() -> bool {
-        // SAFETY: Reads the current task's own flags.
-        unsafe { rust_loop_plug_ts_cached() }
-    }
-
-    /// A request stamped under a plug caches a timestamp and sets `PF_BLOCK_TS`;
-    /// every context switch then clears the timestamp through `current->plug`.
-    /// With the plug set aside, a sleep (a context switch away and back) must find
-    /// the flag cleared, and the plug must come back as it was.
+    /// `plugged` sees a plug exactly while one is started, and `with_plug` leaves
+    /// none behind.
     #[test]
-    fn plug_set_aside_survives_a_context_switch() {
-        let mut plug = core::mem::MaybeUninit::<bindings::blk_plug>::uninit();
-        let p = plug.as_mut_ptr();
-        // SAFETY: `plug` stays in this frame, unmoved, until `blk_finish_plug`.
-        unsafe { bindings::blk_start_plug(p) };
-        // SAFETY: Caches a timestamp in the current task's plug, started above.
-        unsafe { rust_loop_plug_cache_ts() };
-        let before = (current_plug() == p, ts_cached());
-        let inside = without_plug(|| {
-            let seen = (current_plug().is_null(), ts_cached());
-            fsleep(Delta::from_millis(2));
-            seen
-        });
-        let after = current_plug() == p;
-        // SAFETY: Ends the plug started above, still `current->plug`.
-        unsafe { bindings::blk_finish_plug(p) };
-        // Asserted only now: a failed assertion ends the test, which must not
-        // leave `current->plug` pointing into this frame.
-        assert_eq!(before, (true, true));
-        assert_eq!(inside, (true, false));
-        assert!(after);
-        assert!(current_plug().is_null());
+    fn plugged_follows_the_tasks_plug() {
+        let before = plugged();
+        let inside = with_plug(plugged);
+        let after = plugged();
+        assert_eq!((before, inside, after), (false, true, false));
     }
 }
