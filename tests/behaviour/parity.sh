@@ -388,4 +388,29 @@ test_nr_requests_shows_the_shared_tag_set() {
 	assert_eq nr_requests $((16 * 128)) "$(sysblk "$d" queue/nr_requests)"
 }
 
+test_read_across_a_shrunk_unaligned_end_fails_with_eio() {
+	local img d
+	loop_ko_bug "loop.ko returns stale file bytes for the part past a shrunk, unaligned end (loop-abi.md 20.1)"
+	img=$(mkimg a.img 4M)
+	pattern "$img" 0 $((2 << 20)) 11
+	d=$(losetup -f --show "$img")
+	truncate -s $((1048576 + 1000)) "$img"
+	if dd if="$d" of=/dev/null bs=4k count=1 skip=256 iflag=direct status=none 2>/dev/null; then
+		fail "a read across the new end (1 MiB + 1000) succeeded"
+	fi
+}
+
+test_failed_configure_leaves_uevents_on() {
+	local img
+	loop_ko_bug "a LOOP_CONFIGURE that fails on the block size leaves loop.ko's uevents suppressed: the device's removal sends no remove uevent (loop-abi.md 20.4)"
+	img=$(mkimg a.img 1M)
+	"$LOOPCTL" ctl-remove 70 >/dev/null 2>&1 || true
+	expect_ok ctl-add 70
+	expect_errno EINVAL configure /dev/loop70 "$img" 0 1000 0 0
+	listen "$WORK/ev"
+	expect_ok ctl-remove 70
+	heard
+	assert_eq "remove events of loop70" 1 "$(count "$WORK/ev" "^remove@/devices/virtual/block/loop70 ")"
+}
+
 ktap_main parity
