@@ -25,7 +25,10 @@ MODULE_PARM_DESC(max_part, "Maximum number of partitions per loop device");
 
 int rust_loop_hw_queue_depth = 128;
 
-/* loop.ko's check: an integer of at least 1, else the load fails with EINVAL. */
+/*
+ * loop.ko's check: an integer of at least 1, else the load fails with EINVAL.
+ * Called by the kernel's parameter parser through the ops below, not from Rust.
+ */
 static int rust_loop_set_hw_queue_depth(const char *s, const struct kernel_param *p)
 {
 	int qd, ret;

@@ -241,7 +241,8 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         return;
     };
     let op = rq.op();
-    match route(&b, op) {
+    let route = route(&b, op);
+    match route {
         Route::ReadOnly => {
             complete(rq, Err(EIO));
             return;
@@ -264,7 +265,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // A blocking read here would be a deadlock if it waited for I/O: bios submitted
     // from ->queue_rq only go out after it returns. So inline reads are either
     // IOCB_NOWAIT or from shmem pages that are all in memory.
-    let inline_read = match (route(&b, op), op, b.inline_read, alone && b.worker.idle()) {
+    let inline_read = match (route, op, b.inline_read, alone && b.worker.idle()) {
         (Route::File, Op::Read, Some(flags), true)
             if flags != 0
                 || b.file
@@ -409,6 +410,7 @@ fn handle(p: Pending) {
 
 /// How a request is carried out: decided here once, for `->queue_rq` (which may
 /// do it inline) and for the worker.
+#[derive(Clone, Copy)]
 enum Route<'a> {
     /// Anything but a read on a read-only binding: EIO (loop.ko's rule).
     ReadOnly,

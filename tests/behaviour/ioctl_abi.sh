@@ -3,12 +3,6 @@
 # Raw ioctls with exact errnos (loop-abi.md sections 3-5), through loopctl.
 . /tests/lib/ktap.sh
 
-free_dev() {
-	local r
-	r=$("$LOOPCTL" ctl-get-free)
-	echo "/dev/loop${r#OK }"
-}
-
 # bound_dev IMG: a free device bound read-write to IMG (LOOP_SET_FD must succeed).
 bound_dev() {
 	local d

@@ -5,12 +5,6 @@
 # the reference; issue 12).
 . /tests/lib/ktap.sh
 
-free_dev() {
-	local r
-	r=$("$LOOPCTL" ctl-get-free)
-	echo "/dev/loop${r#OK }"
-}
-
 # listen OUT: netlink uevents go to OUT until `heard` (at most 5 s).
 listen() {
 	"$LOOPCTL" uevents 5 >"$1" &
@@ -32,6 +26,18 @@ heard() {
 count() { grep -cE "$2" "$1" || true; }
 # events DEV ACTION FILE: uevents of the whole disk DEV with ACTION.
 disk_events() { count "$3" "^$2@/devices/virtual/block/${1#/dev/} "; }
+
+# expect_uevents DEV CHANGES RESIZES LOOPCTL-ARGS...: the ioctl succeeds and sends
+# exactly CHANGES change uevents for the disk DEV, RESIZES of them with RESIZE=1.
+expect_uevents() {
+	local d=$1 changes=$2 resizes=$3
+	shift 3
+	listen "$WORK/ev"
+	expect_ok "$@"
+	heard
+	assert_eq "$*: change events" "$changes" "$(disk_events "$d" change "$WORK/ev")"
+	assert_eq "$*: RESIZE" "$resizes" "$(count "$WORK/ev" "RESIZE=1")"
+}
 
 # A dos label with two partitions (1 MiB at 1 MiB, 1 MiB at 3 MiB) on an 8 MiB image.
 two_part_img() {
@@ -68,43 +74,24 @@ test_blkpg_partitions_are_removed_at_detach_with_their_uevents() {
 }
 
 test_set_status64_size_changes_send_one_change_uevent_each() {
-	local img d n
+	local img d
 	img=$(mkimg a.img 4M)
 	d=$(free_dev)
 	expect_ok set-fd "$d" "$img"
 	# A real change between non-zero sizes: RESIZE=1.
-	listen "$WORK/ev1"
-	expect_ok set-status64 "$d" 0 1048576 0
-	heard
-	assert_eq "offset 1M: change events" 1 "$(disk_events "$d" change "$WORK/ev1")"
-	assert_eq "offset 1M: RESIZE" 1 "$(count "$WORK/ev1" "RESIZE=1")"
+	expect_uevents "$d" 1 1 set-status64 "$d" 0 1048576 0
 	assert_eq size 6144 "$(sysblk "$d" size)"
 	# Offset and sizelimit change, the size does not: a plain change event.
-	listen "$WORK/ev2"
-	expect_ok set-status64 "$d" 0 0 3145728
-	heard
+	expect_uevents "$d" 1 0 set-status64 "$d" 0 0 3145728
 	assert_eq size 6144 "$(sysblk "$d" size)"
-	assert_eq "same size: change events" 1 "$(disk_events "$d" change "$WORK/ev2")"
-	assert_eq "same size: RESIZE" 0 "$(count "$WORK/ev2" "RESIZE=1")"
 	# The same offset and sizelimit again: nothing to tell.
-	listen "$WORK/ev3"
-	expect_ok set-status64 "$d" 0 0 3145728
-	heard
-	assert_eq "unchanged: change events" 0 "$(disk_events "$d" change "$WORK/ev3")"
+	expect_uevents "$d" 0 0 set-status64 "$d" 0 0 3145728
 	# An offset past the end: size 0, a plain change event.
-	listen "$WORK/ev4"
-	expect_ok set-status64 "$d" 0 8388608 0
-	heard
+	expect_uevents "$d" 1 0 set-status64 "$d" 0 8388608 0
 	assert_eq size 0 "$(sysblk "$d" size)"
-	assert_eq "past the end: change events" 1 "$(disk_events "$d" change "$WORK/ev4")"
-	assert_eq "past the end: RESIZE" 0 "$(count "$WORK/ev4" "RESIZE=1")"
 	# The legacy call too (offset 0, no sizelimit: back from zero, a plain event).
-	listen "$WORK/ev5"
-	expect_ok set-status "$d" 0 0
-	heard
+	expect_uevents "$d" 1 0 set-status "$d" 0 0
 	assert_eq size 8192 "$(sysblk "$d" size)"
-	assert_eq "legacy: change events" 1 "$(disk_events "$d" change "$WORK/ev5")"
-	assert_eq "legacy: RESIZE" 0 "$(count "$WORK/ev5" "RESIZE=1")"
 }
 
 test_set_capacity_sends_a_change_uevent_also_when_nothing_changed() {
@@ -112,30 +99,15 @@ test_set_capacity_sends_a_change_uevent_also_when_nothing_changed() {
 	img=$(mkimg a.img 2M)
 	d=$(free_dev)
 	expect_ok set-fd "$d" "$img"
-	listen "$WORK/ev1"
-	expect_ok set-capacity "$d"
-	heard
-	assert_eq "unchanged: change events" 1 "$(disk_events "$d" change "$WORK/ev1")"
-	assert_eq "unchanged: RESIZE" 0 "$(count "$WORK/ev1" "RESIZE=1")"
+	expect_uevents "$d" 1 0 set-capacity "$d"
 	truncate -s 0 "$img"
-	listen "$WORK/ev2"
-	expect_ok set-capacity "$d"
-	heard
-	assert_eq size 0 "$(sysblk "$d" size)"
-	assert_eq "to zero: change events" 1 "$(disk_events "$d" change "$WORK/ev2")"
+	expect_uevents "$d" 1 0 set-capacity "$d"
+	assert_eq "size at zero" 0 "$(sysblk "$d" size)"
 	truncate -s 3M "$img"
-	listen "$WORK/ev3"
-	expect_ok set-capacity "$d"
-	heard
-	assert_eq size 6144 "$(sysblk "$d" size)"
-	assert_eq "from zero: change events" 1 "$(disk_events "$d" change "$WORK/ev3")"
-	assert_eq "from zero: RESIZE" 0 "$(count "$WORK/ev3" "RESIZE=1")"
+	expect_uevents "$d" 1 0 set-capacity "$d"
+	assert_eq "size from zero" 6144 "$(sysblk "$d" size)"
 	truncate -s 4M "$img"
-	listen "$WORK/ev4"
-	expect_ok set-capacity "$d"
-	heard
-	assert_eq "grown: change events" 1 "$(disk_events "$d" change "$WORK/ev4")"
-	assert_eq "grown: RESIZE" 1 "$(count "$WORK/ev4" "RESIZE=1")"
+	expect_uevents "$d" 1 1 set-capacity "$d"
 }
 
 # ext4 (4 KiB blocks) on a null_blk with 4 KiB logical blocks and a DMA alignment

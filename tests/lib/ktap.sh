@@ -118,6 +118,12 @@ filesum() {
 	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16
 }
 sysblk() { cat "/sys/block/${1#/dev/}/$2"; }
+# free_dev: the node of a free device (LOOP_CTL_GET_FREE).
+free_dev() {
+	local r
+	r=$("$LOOPCTL" ctl-get-free)
+	echo "/dev/loop${r#OK }"
+}
 # The scratch ext4 filesystem (on a memory-backed null_blk) for direct I/O and
 # "filesystem full" tests; main.sh mounts it at /scratch.
 SCRATCH=/scratch
