@@ -1,16 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One loop device: its state, the data path's view of its binding, its counters,
-//! the disk operations the block core calls, and the ending of its requests.
+//! One loop device and the types it is made of: its state and configuration
+//! (guarded by `lo_mutex`), the data path's view of its binding, its worker, its
+//! counters, and the ending of its requests. These types refer to each other, so
+//! they share this file; what acts on them (ioctl.rs, transfer.rs, bio_remap.rs)
+//! depends on it, never the other way round.
 
-use crate::kapi::blk::{Disk, DiskOps, Request};
+use crate::kapi;
+use crate::kapi::bio::BioSet;
+use crate::kapi::blk::Request;
+use crate::kapi::file::{iocb, BackingFile, FileKind, GfpMask};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
-use crate::{ioctl, kapi, transfer};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::kapi::uapi::{flags, LO_NAME_SIZE};
+use crate::kapi::wq::OwnedQueue;
+use crate::kapi::ModuleRef;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
-    new_mutex,
+    impl_has_work, new_mutex, new_work,
     prelude::*,
     sync::{Arc, Mutex},
+    workqueue::Work,
 };
 
 /// Where a device is in its life (loop.c's `lo_state`).
@@ -46,10 +55,10 @@ pub(crate) struct LoopDevice {
     pub(crate) number: u32,
     /// Configuration; `lo_mutex`.
     #[pin]
-    pub(crate) state: Mutex<ioctl::State>,
+    pub(crate) state: Mutex<State>,
     /// What the data path uses; replaced only while the queue is frozen.
     #[pin]
-    pub(crate) io: SpinLockIrq<Option<Arc<transfer::Binding>>>,
+    pub(crate) io: SpinLockIrq<Option<Arc<Binding>>>,
     /// Data path counters.
     pub(crate) stats: Stats,
     /// Requests started and not yet ended.
@@ -63,7 +72,7 @@ impl LoopDevice {
         Arc::pin_init(
             try_pin_init!(Self {
                 number,
-                state <- new_mutex!(ioctl::State::new()),
+                state <- new_mutex!(State::new()),
                 io <- new_spinlock_irq!(None),
                 stats: Stats::default(),
                 inflight: AtomicUsize::new(0),
@@ -75,12 +84,12 @@ impl LoopDevice {
 
     /// The binding the data path uses now, if bound. Process context only: the
     /// returned reference may be the last one, and a binding's teardown sleeps.
-    pub(crate) fn binding(&self) -> Option<Arc<transfer::Binding>> {
+    pub(crate) fn binding(&self) -> Option<Arc<Binding>> {
         self.io.lock().clone()
     }
 
     /// The worker of the current binding (any context: dropping it never sleeps).
-    pub(crate) fn worker(&self) -> Option<Arc<transfer::Worker>> {
+    pub(crate) fn worker(&self) -> Option<Arc<Worker>> {
         self.io.lock().as_ref().map(|b| b.worker.clone())
     }
 
@@ -90,45 +99,13 @@ impl LoopDevice {
     /// memory reclaim, which a frozen queue's I/O may wait for, nests under that
     /// lock (lockdep: `bio_slab_lock` after `q_usage_counter`).
     #[must_use]
-    pub(crate) fn set_binding(
-        &self,
-        b: Option<Arc<transfer::Binding>>,
-    ) -> Option<Arc<transfer::Binding>> {
+    pub(crate) fn set_binding(&self, b: Option<Arc<Binding>>) -> Option<Arc<Binding>> {
         core::mem::replace(&mut *self.io.lock(), b)
     }
 
     /// Current phase.
     pub(crate) fn phase(&self) -> Phase {
         self.state.lock().phase()
-    }
-}
-
-impl DiskOps for LoopDevice {
-    fn open(this: &Self, _disk: &Disk<Self>) -> Result {
-        match this.phase() {
-            Phase::Deleting | Phase::Rundown => Err(ENXIO),
-            _ => Ok(()),
-        }
-    }
-
-    fn release(this: &Self, disk: &Disk<Self>, locked: &kapi::blk::OpenLocked<'_>) {
-        ioctl::release(this, disk, locked)
-    }
-
-    fn ioctl(
-        this: &Self,
-        disk: &Disk<Self>,
-        bdev: &kapi::blk::Bdev,
-        mode: kapi::blk::OpenMode,
-        cmd: u32,
-        arg: usize,
-        compat: bool,
-    ) -> Result<i32> {
-        ioctl::device(this, disk, bdev, mode, cmd, arg, compat)
-    }
-
-    fn queue_rq(this: &Self, rq: kapi::blk::Request<Self>, last: bool) {
-        transfer::queue_rq(this, rq, last)
     }
 }
 
@@ -140,10 +117,291 @@ impl Stats {
     }
 }
 
+/// Devices with requests in flight, all devices together.
+static BUSY_DEVICES: AtomicU32 = AtomicU32::new(0);
+
+impl LoopDevice {
+    /// Counts a request in (`->queue_rq`); returns how many the device had in
+    /// flight before it. Paired with [`complete`].
+    pub(crate) fn start_request(&self) -> usize {
+        let before = self.inflight.fetch_add(1, Ordering::Relaxed);
+        if before == 0 {
+            BUSY_DEVICES.fetch_add(1, Ordering::Relaxed);
+        }
+        before
+    }
+}
+
+/// More devices have requests in flight than there are CPUs: their submitters
+/// can keep every CPU busy, so handing a request to a worker adds a context
+/// switch and no parallelism.
+pub(crate) fn crowded() -> bool {
+    BUSY_DEVICES.load(Ordering::Relaxed) > kapi::online_cpus()
+}
+
 /// Ends a request of ours (counted).
 pub(crate) fn complete(rq: Request<LoopDevice>, res: Result) {
     let dev = rq.data();
     dev.stats.requests.fetch_add(1, Ordering::Relaxed);
-    dev.inflight.fetch_sub(1, Ordering::Relaxed);
+    if dev.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
+        BUSY_DEVICES.fetch_sub(1, Ordering::Relaxed);
+    }
     rq.end(res);
+}
+
+/// A device's state (guarded by `LoopDevice::state`), loop.c's `lo_state` with
+/// the configuration it implies: only a bound device (or one running down) has
+/// one, so no ioctl can see "bound" without a configuration.
+pub(crate) enum State {
+    /// No backing file.
+    Unbound,
+    /// Serving I/O from a backing file.
+    Bound(Config),
+    /// Detaching at the last close (`LOOP_CLR_FD` by the sole opener, or
+    /// autoclear); I/O is still served until then.
+    Rundown(Config),
+    /// Being removed by `LOOP_CTL_REMOVE`.
+    Deleting,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        State::Unbound
+    }
+
+    /// The phase, for the registry and `open`.
+    pub(crate) fn phase(&self) -> Phase {
+        match self {
+            State::Unbound => Phase::Unbound,
+            State::Bound(_) => Phase::Bound,
+            State::Rundown(_) => Phase::Rundown,
+            State::Deleting => Phase::Deleting,
+        }
+    }
+
+    /// The configuration of a bound device; ENXIO otherwise (loop.c's check of
+    /// `Lo_bound` in every ioctl that needs a binding).
+    pub(crate) fn bound(&self) -> Result<&Config> {
+        match self {
+            State::Bound(c) => Ok(c),
+            _ => Err(ENXIO),
+        }
+    }
+
+    pub(crate) fn bound_mut(&mut self) -> Result<&mut Config> {
+        match self {
+            State::Bound(c) => Ok(c),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// Bound -> Rundown, keeping the configuration (anything else: unchanged).
+    pub(crate) fn run_down(&mut self) {
+        *self = match core::mem::replace(self, State::Unbound) {
+            State::Bound(c) => State::Rundown(c),
+            other => other,
+        };
+    }
+}
+
+/// What a bound device was configured with.
+pub(crate) struct Config {
+    pub(crate) file: BackingFile,
+    pub(crate) offset: u64,
+    pub(crate) sizelimit: u64,
+    /// Effective `lo_flags` (READ_ONLY and DIRECT_IO as in effect).
+    pub(crate) flags: u32,
+    pub(crate) block_size: u32,
+    pub(crate) file_name: [u8; LO_NAME_SIZE],
+    pub(crate) gfp: GfpMask,
+    pub(crate) worker: Arc<Worker>,
+    /// Clone pool when the backing block device is served by bio remapping.
+    pub(crate) remap: Option<Arc<BioSet>>,
+    pub(crate) _module: ModuleRef,
+}
+
+impl Config {
+    /// A data-path binding of the current file, offset and worker, with direct
+    /// I/O as given (for changes that keep everything else).
+    pub(crate) fn binding(&self, dio: bool) -> Result<Arc<Binding>> {
+        let b = Binding::new(
+            self.file.clone(),
+            self.offset,
+            self.flags & flags::READ_ONLY != 0,
+            dio,
+            self.worker.clone(),
+            self.remap.clone(),
+        );
+        Ok(Arc::new(b, GFP_KERNEL)?)
+    }
+}
+
+/// What the data path needs of a bound device. Immutable: a change (offset,
+/// direct I/O, backing file) installs a new `Binding` while the queue is frozen.
+pub(crate) struct Binding {
+    /// The backing file.
+    pub(crate) file: BackingFile,
+    /// Byte offset of the device's start in the file.
+    pub(crate) offset: u64,
+    /// Writes fail with EIO.
+    pub(crate) read_only: bool,
+    /// Direct I/O to the backing file.
+    pub(crate) dio: bool,
+    /// Buffered reads may be tried in `queue_rq`: with `IOCB_NOWAIT` where the
+    /// file takes it (`FMODE_NOWAIT`), plainly on tmpfs (a read there is a copy
+    /// from memory; it only waits if the page was swapped out). `None`: always
+    /// hand off.
+    pub(crate) inline_read: Option<u32>,
+    /// Direct I/O may be submitted from `queue_rq` (`IOCB_NOWAIT`, completing
+    /// asynchronously). Regular files only, as `inline_read`.
+    pub(crate) inline_dio: bool,
+    /// The device's worker.
+    pub(crate) worker: Arc<Worker>,
+    /// Clone pool when bios are remapped onto a backing block device.
+    pub(crate) remap: Option<Arc<BioSet>>,
+    /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
+    pub(crate) discard_off: AtomicBool,
+    pub(crate) zeroes_off: AtomicBool,
+}
+
+impl Binding {
+    /// A binding of `file` served by `worker`.
+    pub(crate) fn new(
+        file: BackingFile,
+        offset: u64,
+        read_only: bool,
+        dio: bool,
+        worker: Arc<Worker>,
+        remap: Option<Arc<BioSet>>,
+    ) -> Self {
+        // Inline reads are page-cache hits only: IOCB_NOIO starts no readahead, so
+        // ->queue_rq neither submits backing I/O nor takes the backing file's
+        // invalidate_lock while the caller (a filesystem on the loop device doing
+        // its own readahead) holds its own (lockdep: recursive locking).
+        //
+        // Only for regular files: a block device read through its file (the
+        // unaligned-offset fallback, loop on loop) takes the block device inode's
+        // lock, of the same lock class as the one a writer to the loop device holds
+        // while it reads a block for read-modify-write (lockdep: recursive locking).
+        let regular = matches!(file.kind(), FileKind::Regular);
+        let inline_read = if !regular {
+            None
+        } else if file.supports_nowait() {
+            Some(iocb::NOWAIT | iocb::NOIO)
+        } else if file.is_shmem() {
+            Some(0)
+        } else {
+            None
+        };
+        Self {
+            file,
+            offset,
+            read_only,
+            dio,
+            inline_read,
+            inline_dio: regular,
+            worker,
+            remap,
+            discard_off: AtomicBool::new(false),
+            zeroes_off: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A request waiting for the worker, with how many bytes are already done.
+pub(crate) struct Pending {
+    pub(crate) rq: Request<LoopDevice>,
+    pub(crate) done: usize,
+}
+
+/// The per-device worker: a queue of requests and the work item that drains it.
+#[pin_data]
+pub(crate) struct Worker {
+    /// Requests handed over (also from direct I/O completions, in interrupt
+    /// context: hence the irq-safe lock).
+    #[pin]
+    pending: SpinLockIrq<KVec<Pending>>,
+    /// Requests handed over and not yet done.
+    queued: AtomicUsize,
+    /// The batch being processed (only the work function uses it; it keeps its
+    /// capacity so that the I/O path never allocates).
+    #[pin]
+    batch: Mutex<KVec<Pending>>,
+    #[pin]
+    work: Work<Worker>,
+    wq: Arc<OwnedQueue>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Worker { self.work }
+}
+
+impl Worker {
+    /// A worker (on the driver's workqueue `wq`) that can hold `depth` requests
+    /// without allocating.
+    pub(crate) fn new(wq: Arc<OwnedQueue>, depth: usize) -> Result<Arc<Self>> {
+        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
+        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Self {
+                pending <- new_spinlock_irq!(pending),
+                queued: AtomicUsize::new(0),
+                batch <- new_mutex!(batch),
+                work <- new_work!("rust_loop::Worker::work"),
+                wq,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Waits for this device's work function to return (only this device's:
+    /// other devices' work, which may be I/O stacked on this one, is not waited
+    /// for). Detach calls this with the queue frozen, so that nothing of the device
+    /// runs after its backing file is released.
+    pub(crate) fn quiesce(&self) {
+        kapi::wq::flush_work(&self.work);
+    }
+
+    /// No request is waiting for or being processed by the worker.
+    pub(crate) fn idle(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) == 0
+    }
+
+    pub(crate) fn push(this: &Arc<Self>, p: Pending) {
+        this.queued.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut q = this.pending.lock();
+            // A device with more than `hw_queue_depth` requests in flight (the
+            // shared tag set lets a busy device have more): grow without sleeping.
+            // The capacity stays, so this happens once per size.
+            if q.len() == q.capacity() && q.reserve(1, GFP_ATOMIC).is_err() {
+                drop(q);
+                this.queued.fetch_sub(1, Ordering::Relaxed);
+                // Never dropped unended: the I/O fails (ENOMEM), it does not hang.
+                complete(p.rq, Err(ENOMEM));
+                return;
+            }
+            // Cannot fail: there is room.
+            let _ = q.push_within_capacity(p);
+        }
+        let _ = this.wq.enqueue(this.clone());
+    }
+
+    /// Runs `run_batch` on each batch of requests handed over until none is left.
+    /// Only the work function calls this (one at a time: the work item is not
+    /// reentrant, and the batch vector is its own).
+    pub(crate) fn drain(&self, mut run_batch: impl FnMut(&mut KVec<Pending>)) {
+        let mut batch = self.batch.lock();
+        loop {
+            core::mem::swap(&mut *self.pending.lock(), &mut *batch);
+            if batch.is_empty() {
+                break;
+            }
+            let n = batch.len();
+            run_batch(&mut batch);
+            // Whatever `run_batch` left is dropped, which ends it with an error.
+            batch.clear();
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
 }

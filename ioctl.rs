@@ -8,17 +8,18 @@
 //! line 1077 of `loop_configure`, nor in `LOOP_CHANGE_FD`'s uevent).
 
 use crate::bio_remap::can_remap;
-use crate::device::{LoopDevice, Phase};
+use crate::device::{Binding, Config, LoopDevice, State, Worker};
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, Bdev, Disk, OpenLocked, OpenMode};
-use crate::kapi::file::{BackingFile, FileKind, GfpMask};
+use crate::kapi::file::{BackingFile, FileKind};
 use crate::kapi::sysfs::{LoopAttr, LoopAttrs};
 use crate::kapi::uapi::{
     cmd, flags, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64, LO_CRYPT_CRYPTOAPI,
     LO_CRYPT_NONE, LO_CRYPT_XOR, LO_KEY_SIZE, LO_NAME_SIZE,
 };
 use crate::kapi::{capable_sys_admin, errno, warn_verbatim, ModuleRef};
-use crate::transfer::{write_cache_feature, Binding, Worker};
+use crate::registry;
+use crate::transfer::write_cache_feature;
 use core::fmt;
 use kernel::{
     prelude::*,
@@ -28,93 +29,6 @@ use kernel::{
 
 /// `BLK_MAX_BLOCK_SIZE` without large folios: `PAGE_SIZE`.
 const MAX_BLOCK_SIZE: u32 = kernel::page::PAGE_SIZE as u32;
-
-/// A device's state (guarded by `LoopDevice::state`), loop.c's `lo_state` with
-/// the configuration it implies: only a bound device (or one running down) has
-/// one, so no ioctl can see "bound" without a configuration.
-pub(crate) enum State {
-    /// No backing file.
-    Unbound,
-    /// Serving I/O from a backing file.
-    Bound(Config),
-    /// Detaching at the last close (`LOOP_CLR_FD` by the sole opener, or
-    /// autoclear); I/O is still served until then.
-    Rundown(Config),
-    /// Being removed by `LOOP_CTL_REMOVE`.
-    Deleting,
-}
-
-impl State {
-    pub(crate) const fn new() -> Self {
-        State::Unbound
-    }
-
-    /// The phase, for the registry and `open`.
-    pub(crate) fn phase(&self) -> Phase {
-        match self {
-            State::Unbound => Phase::Unbound,
-            State::Bound(_) => Phase::Bound,
-            State::Rundown(_) => Phase::Rundown,
-            State::Deleting => Phase::Deleting,
-        }
-    }
-
-    /// The configuration of a bound device; ENXIO otherwise (loop.c's check of
-    /// `Lo_bound` in every ioctl that needs a binding).
-    fn bound(&self) -> Result<&Config> {
-        match self {
-            State::Bound(c) => Ok(c),
-            _ => Err(ENXIO),
-        }
-    }
-
-    fn bound_mut(&mut self) -> Result<&mut Config> {
-        match self {
-            State::Bound(c) => Ok(c),
-            _ => Err(ENXIO),
-        }
-    }
-
-    /// Bound -> Rundown, keeping the configuration (anything else: unchanged).
-    fn run_down(&mut self) {
-        *self = match core::mem::replace(self, State::Unbound) {
-            State::Bound(c) => State::Rundown(c),
-            other => other,
-        };
-    }
-}
-
-/// What a bound device was configured with.
-pub(crate) struct Config {
-    file: BackingFile,
-    offset: u64,
-    sizelimit: u64,
-    /// Effective `lo_flags` (READ_ONLY and DIRECT_IO as in effect).
-    flags: u32,
-    block_size: u32,
-    file_name: [u8; LO_NAME_SIZE],
-    gfp: GfpMask,
-    worker: Arc<Worker>,
-    /// Clone pool when the backing block device is served by bio remapping.
-    remap: Option<Arc<BioSet>>,
-    _module: ModuleRef,
-}
-
-impl Config {
-    /// A data-path binding of the current file, offset and worker, with direct
-    /// I/O as given (for changes that keep everything else).
-    fn binding(&self, dio: bool) -> Result<Arc<Binding>> {
-        let b = Binding::new(
-            self.file.clone(),
-            self.offset,
-            self.flags & flags::READ_ONLY != 0,
-            dio,
-            self.worker.clone(),
-            self.remap.clone(),
-        );
-        Ok(Arc::new(b, GFP_KERNEL)?)
-    }
-}
 
 /// Device size in bytes: the file's size less the offset, clamped to `sizelimit`.
 pub(crate) fn device_bytes(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
@@ -284,9 +198,9 @@ fn get_status_as<U: kernel::transmute::AsBytes>(
 pub(crate) fn control(cmd: u32, arg: usize) -> Result<isize> {
     let n = arg as i32;
     match cmd {
-        cmd::LOOP_CTL_ADD => crate::ctl_add(n).map(|v| v as isize),
-        cmd::LOOP_CTL_REMOVE => crate::ctl_remove(n).map(|v| v as isize),
-        cmd::LOOP_CTL_GET_FREE => crate::ctl_get_free().map(|v| v as isize),
+        cmd::LOOP_CTL_ADD => registry::ctl_add(n).map(|v| v as isize),
+        cmd::LOOP_CTL_REMOVE => registry::ctl_remove(n).map(|v| v as isize),
+        cmd::LOOP_CTL_GET_FREE => registry::ctl_get_free().map(|v| v as isize),
         _ => Err(errno::enosys()),
     }
 }
@@ -375,14 +289,14 @@ fn check_backing_file(file: &BackingFile) -> Result {
 
 /// `loop_validate_file`: walk down a stack of loop devices; a cycle back to `dev`
 /// is EBADF, an unbound link EINVAL; the bottom must be a regular file or a block
-/// device. Called with [`crate::VALIDATE`] held.
+/// device. Called with `registry::VALIDATE` held.
 fn validate_file(dev: &LoopDevice, file: &BackingFile) -> Result {
     let mut f = file.clone();
     loop {
         match f.kind() {
             FileKind::Regular => return Ok(()),
-            FileKind::Block(major, minor) if major == crate::LOOP_MAJOR => {
-                let Some(lower) = crate::device_by_minor(minor) else {
+            FileKind::Block(major, minor) if major == registry::LOOP_MAJOR => {
+                let Some(lower) = registry::device_by_minor(minor) else {
                     return Err(EINVAL);
                 };
                 if lower.number == dev.number {
@@ -485,7 +399,7 @@ fn apply_limits(
         }
         l.reset_to_defaults();
         l.set_features(keep, true);
-        l.set_max_hw_sectors(crate::LOOP_DEFAULT_MAX_SECTORS);
+        l.set_max_hw_sectors(registry::LOOP_DEFAULT_MAX_SECTORS);
         l.set_block_size(bs);
         l.set_features(wc, true);
         l.set_features(feat::ROTATIONAL, rot);
@@ -523,8 +437,8 @@ fn configure(
     let file = BackingFile::from_fd(c.fd)?;
     check_backing_file(&file)?;
     // Taken before any lock that ranks below the registry's.
-    let wq = crate::shared_wq()?;
-    let _validate = crate::validate_lock();
+    let wq = registry::shared_wq()?;
+    let _validate = registry::validate_lock();
     // Exclusive holders (a mounted filesystem) keep the device from changing.
     let _claim = if mode.exclusive() {
         None
@@ -565,7 +479,7 @@ fn configure(
     if dio {
         lo_flags |= flags::DIRECT_IO;
     }
-    if crate::part_shift() > 0 {
+    if registry::part_shift() > 0 {
         lo_flags |= flags::PARTSCAN;
     }
     let depth = crate::kapi::params::hw_queue_depth() as usize;
@@ -689,7 +603,7 @@ fn detach(
             e.to_errno()
         ));
     }
-    if crate::part_shift() == 0 {
+    if registry::part_shift() == 0 {
         disk.suppress_part_scan(true);
     }
     // The file reference, the worker (its workqueue is drained and destroyed) and
@@ -698,7 +612,7 @@ fn detach(
 }
 
 fn clr_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>) -> Result<i32> {
-    let _validate = crate::validate_lock();
+    let _validate = registry::validate_lock();
     let mut st = dev.state.lock();
     st.bound_mut()?.flags |= flags::AUTOCLEAR;
     // With other openers (a mount, udev) this is a lazy detach: teardown at the
@@ -879,7 +793,7 @@ fn set_block_size(
 fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> {
     let file = BackingFile::from_fd(fd)?;
     check_backing_file(&file)?;
-    let _validate = crate::validate_lock();
+    let _validate = registry::validate_lock();
     let bound_ro = |st: &State| match st.bound() {
         Ok(c) if c.flags & flags::READ_ONLY != 0 => Ok(()),
         Ok(_) => Err(EINVAL),

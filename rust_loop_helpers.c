@@ -4,6 +4,7 @@
  * cannot reach. Declared once on the Rust side, in kapi/helpers.rs. No logic here.
  */
 #include <linux/blk-cgroup.h>
+#include <linux/cpumask.h>
 #include <linux/blk-mq.h>
 #include <linux/cgroup.h>
 #include <linux/kthread.h>
@@ -22,6 +23,16 @@
 #include <linux/version.h>
 #include <linux/xarray.h>
 #include "rust_loop_helpers.h"
+
+/*
+ * The driver's two global locks (loop.c's loop_ctl_mutex and loop_validate_mutex),
+ * statically initialised by DEFINE_MUTEX: valid from the moment the module is
+ * loaded, so no init call can be missed or repeated. Rust cannot write this
+ * initialiser (the wait list points at itself, lockdep's map is a macro); kapi/sync.rs
+ * puts the data they guard next to them (StaticMutex).
+ */
+DEFINE_MUTEX(rust_loop_ctl_mutex);
+DEFINE_MUTEX(rust_loop_validate_mutex);
 
 unsigned int rust_loop_disk_openers(struct gendisk *disk)
 {
@@ -291,6 +302,11 @@ void rust_loop_noio_restore(unsigned int flags)
 
 /* The UAPI layouts rust_loop's Rust types (kapi/uapi.rs) are written for. */
 #include <uapi/linux/loop.h>
+unsigned int rust_loop_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
 static_assert(sizeof(struct loop_info64) == 232);
 static_assert(offsetof(struct loop_info64, lo_flags) == 52);
 static_assert(offsetof(struct loop_info64, lo_file_name) == 56);

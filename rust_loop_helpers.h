@@ -5,6 +5,10 @@
 #include <linux/blkdev.h>
 #include <linux/fs.h>
 #include <linux/spinlock.h>
+#include <linux/mutex.h>
+
+extern struct mutex rust_loop_ctl_mutex;
+extern struct mutex rust_loop_validate_mutex;
 
 unsigned int rust_loop_disk_openers(struct gendisk *disk);
 void rust_loop_disk_set_suppress_part_scan(struct gendisk *disk, bool on);
@@ -60,5 +64,7 @@ struct mem_cgroup *rust_loop_memcg_from_css(struct cgroup_subsys_state *css);
 struct mem_cgroup *rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 void rust_loop_css_put(struct cgroup_subsys_state *css);
 bool rust_loop_current_is_kthread(void);
+
+unsigned int rust_loop_num_online_cpus(void);
 
 #endif

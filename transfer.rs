@@ -11,186 +11,22 @@
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
 
-use crate::device::{complete, LoopDevice};
+use crate::device::{complete, crowded, Binding, LoopDevice, Pending, Worker};
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, plugged, with_plug, Dir, Op, Request};
 use crate::kapi::cgroup::{in_kernel_thread, Charge};
 use crate::kapi::errno::eopnotsupp;
-use crate::kapi::file::{falloc, iocb, BackingFile, FileKind};
-use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
-use crate::kapi::wq::OwnedQueue;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use kernel::{
-    impl_has_work, new_mutex, new_work,
-    prelude::*,
-    sync::{Arc, Mutex},
-    workqueue::{Work, WorkItem},
-};
-
-/// What the data path needs of a bound device. Immutable: a change (offset,
-/// direct I/O, backing file) installs a new `Binding` while the queue is frozen.
-pub(crate) struct Binding {
-    /// The backing file.
-    pub(crate) file: BackingFile,
-    /// Byte offset of the device's start in the file.
-    pub(crate) offset: u64,
-    /// Writes fail with EIO.
-    pub(crate) read_only: bool,
-    /// Direct I/O to the backing file.
-    pub(crate) dio: bool,
-    /// Buffered reads may be tried in `queue_rq`: with `IOCB_NOWAIT` where the
-    /// file takes it (`FMODE_NOWAIT`), plainly on tmpfs (a read there is a copy
-    /// from memory; it only waits if the page was swapped out). `None`: always
-    /// hand off.
-    pub(crate) inline_read: Option<u32>,
-    /// Direct I/O may be submitted from `queue_rq` (`IOCB_NOWAIT`, completing
-    /// asynchronously). Regular files only, as `inline_read`.
-    pub(crate) inline_dio: bool,
-    /// The device's worker.
-    pub(crate) worker: Arc<Worker>,
-    /// Clone pool when bios are remapped onto a backing block device.
-    pub(crate) remap: Option<Arc<BioSet>>,
-    /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
-    discard_off: AtomicBool,
-    zeroes_off: AtomicBool,
-}
-
-impl Binding {
-    /// A binding of `file` served by `worker`.
-    pub(crate) fn new(
-        file: BackingFile,
-        offset: u64,
-        read_only: bool,
-        dio: bool,
-        worker: Arc<Worker>,
-        remap: Option<Arc<BioSet>>,
-    ) -> Self {
-        // Inline reads are page-cache hits only: IOCB_NOIO starts no readahead, so
-        // ->queue_rq neither submits backing I/O nor takes the backing file's
-        // invalidate_lock while the caller (a filesystem on the loop device doing
-        // its own readahead) holds its own (lockdep: recursive locking).
-        //
-        // Only for regular files: a block device read through its file (the
-        // unaligned-offset fallback, loop on loop) takes the block device inode's
-        // lock, of the same lock class as the one a writer to the loop device holds
-        // while it reads a block for read-modify-write (lockdep: recursive locking).
-        let regular = matches!(file.kind(), FileKind::Regular);
-        let inline_read = if !regular {
-            None
-        } else if file.supports_nowait() {
-            Some(iocb::NOWAIT | iocb::NOIO)
-        } else if file.is_shmem() {
-            Some(0)
-        } else {
-            None
-        };
-        Self {
-            file,
-            offset,
-            read_only,
-            dio,
-            inline_read,
-            inline_dio: regular,
-            worker,
-            remap,
-            discard_off: AtomicBool::new(false),
-            zeroes_off: AtomicBool::new(false),
-        }
-    }
-}
-
-/// A request waiting for the worker, with how many bytes are already done.
-struct Pending {
-    rq: Request<LoopDevice>,
-    done: usize,
-}
-
-/// The per-device worker: a queue of requests and the work item that drains it.
-#[pin_data]
-pub(crate) struct Worker {
-    /// Requests handed over (also from direct I/O completions, in interrupt
-    /// context: hence the irq-safe lock).
-    #[pin]
-    pending: SpinLockIrq<KVec<Pending>>,
-    /// Requests handed over and not yet done.
-    queued: AtomicUsize,
-    /// The batch being processed (only the work function uses it; it keeps its
-    /// capacity so that the I/O path never allocates).
-    #[pin]
-    batch: Mutex<KVec<Pending>>,
-    #[pin]
-    work: Work<Worker>,
-    wq: Arc<OwnedQueue>,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Worker { self.work }
-}
-
-impl Worker {
-    /// A worker (on the driver's workqueue `wq`) that can hold `depth` requests
-    /// without allocating.
-    pub(crate) fn new(wq: Arc<OwnedQueue>, depth: usize) -> Result<Arc<Self>> {
-        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
-        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                pending <- new_spinlock_irq!(pending),
-                queued: AtomicUsize::new(0),
-                batch <- new_mutex!(batch),
-                work <- new_work!("rust_loop::Worker::work"),
-                wq,
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// Waits for this device's work function to return (only this device's:
-    /// other devices' work, which may be I/O stacked on this one, is not waited
-    /// for). Detach calls this with the queue frozen, so that nothing of the device
-    /// runs after its backing file is released.
-    pub(crate) fn quiesce(&self) {
-        crate::kapi::wq::flush_work(&self.work);
-    }
-
-    /// No request is waiting for or being processed by the worker.
-    fn idle(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) == 0
-    }
-
-    fn push(this: &Arc<Self>, p: Pending) {
-        this.queued.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut q = this.pending.lock();
-            // A device with more than `hw_queue_depth` requests in flight (the
-            // shared tag set lets a busy device have more): grow without sleeping.
-            // The capacity stays, so this happens once per size.
-            if q.len() == q.capacity() && q.reserve(1, GFP_ATOMIC).is_err() {
-                drop(q);
-                this.queued.fetch_sub(1, Ordering::Relaxed);
-                // Never dropped unended: the I/O fails (ENOMEM), it does not hang.
-                complete(p.rq, Err(ENOMEM));
-                return;
-            }
-            // Cannot fail: there is room.
-            let _ = q.push_within_capacity(p);
-        }
-        let _ = this.wq.enqueue(this.clone());
-    }
-}
+use crate::kapi::file::{falloc, iocb, BackingFile};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{prelude::*, sync::Arc, workqueue::WorkItem};
 
 impl WorkItem for Worker {
     type Pointer = Arc<Worker>;
 
     fn run(this: Arc<Worker>) {
         noio(|| {
-            let mut batch = this.batch.lock();
-            loop {
-                core::mem::swap(&mut *this.pending.lock(), &mut *batch);
-                if batch.is_empty() {
-                    break;
-                }
+            this.drain(|batch| {
                 // One plug per batch: the backing device gets the batch's clones
                 // and direct I/O bios together (one doorbell), not one by one.
                 with_plug(|| {
@@ -199,10 +35,9 @@ impl WorkItem for Worker {
                         // this causes (io.max, memory.max), as with loop.ko.
                         let _charge = Charge::enter(&p.rq);
                         handle(p);
-                        this.queued.fetch_sub(1, Ordering::Relaxed);
                     }
                 });
-            }
+            })
         })
     }
 }
@@ -212,7 +47,8 @@ const PROBE_EVERY: u32 = 64;
 
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
-/// When the request is alone in flight (queue depth 1, where the hand-off would be
+/// A block-device backing's request is also remapped here at any depth when more
+/// devices are busy than there are CPUs (see [`crowded`]). When the request is alone in flight (queue depth 1, where the hand-off would be
 /// most of the cost):
 /// - direct I/O is submitted asynchronously right here with `IOCB_NOWAIT` and
 ///   completes in `aio_done`; a filesystem that would block gets it resubmitted,
@@ -230,7 +66,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // wants depth; so one request in `PROBE_EVERY` that finds itself alone is still
     // handed off. If the submitter has more to send, it finds that one in flight
     // and the device switches to the worker until the queue drains.
-    let alone = dev.inflight.fetch_add(1, Ordering::Relaxed) == 0
+    let alone = dev.start_request() == 0
         && last
         && dev.streak.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != PROBE_EVERY - 1;
     // Under a plug (a plug flush) no bio is submitted from here: it would join the
@@ -247,7 +83,13 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             complete(rq, Err(EIO));
             return;
         }
-        Route::Remap(pool) if submit_inline => {
+        // A remap is a clone and a submission, cheaper than the hand-off itself.
+        // At depth the worker still pays off while it can run on an idle CPU in
+        // parallel with the submitter; once more devices are busy than there are
+        // CPUs, the submitters fill the CPUs and the hand-off is pure cost, so the
+        // remap is done here (as dm-linear maps in the submitter's context). Not
+        // under a plug (see above).
+        Route::Remap(pool) if submit_inline || (crowded() && !plugged()) => {
             crate::bio_remap::submit(rq, pool, &b.file, b.offset);
             return;
         }

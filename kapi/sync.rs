@@ -85,3 +85,103 @@ mod irqsave {
         }
     }
 }
+
+pub(crate) use global::{StaticMutex, StaticMutexGuard};
+
+mod global {
+    use core::{cell::UnsafeCell, marker::PhantomData, ops::Deref, ops::DerefMut};
+    use kernel::bindings;
+
+    extern "C" {
+        // `DEFINE_MUTEX` in rust_loop_helpers.c: initialised at load, never moved.
+        static mut rust_loop_ctl_mutex: bindings::mutex;
+        static mut rust_loop_validate_mutex: bindings::mutex;
+    }
+
+    /// Which of the driver's statically initialised C mutexes guards a
+    /// [`StaticMutex`].
+    #[derive(Clone, Copy)]
+    pub(crate) enum Which {
+        /// `loop_ctl_mutex`'s role: the registry of devices.
+        Ctl,
+        /// `loop_validate_mutex`'s role: binding on top of another loop device.
+        Validate,
+    }
+
+    /// Data in a `static` behind one of the driver's statically initialised C
+    /// mutexes (`DEFINE_MUTEX`), so that it needs no init call: the lock is valid
+    /// from module load to unload, and it is usable in any order.
+    ///
+    /// Several `StaticMutex`es on the same C mutex would only make the lock
+    /// coarser (and nest into a deadlock, never into a data race).
+    pub(crate) struct StaticMutex<T> {
+        which: Which,
+        data: UnsafeCell<T>,
+    }
+
+    // SAFETY: `data` is reached only through a guard, which holds the C mutex; so
+    // one task at a time uses it, from whichever thread: `T: Send` suffices.
+    unsafe impl<T: Send> Sync for StaticMutex<T> {}
+
+    impl<T> StaticMutex<T> {
+        /// `data` behind the C mutex `which`.
+        pub(crate) const fn new(which: Which, data: T) -> Self {
+            Self {
+                which,
+                data: UnsafeCell::new(data),
+            }
+        }
+
+        fn raw(&self) -> *mut bindings::mutex {
+            match self.which {
+                Which::Ctl => &raw mut rust_loop_ctl_mutex,
+                Which::Validate => &raw mut rust_loop_validate_mutex,
+            }
+        }
+
+        /// Takes the mutex (sleeps: process context).
+        pub(crate) fn lock(&self) -> StaticMutexGuard<'_, T> {
+            // SAFETY: `raw` points to a `struct mutex` that `DEFINE_MUTEX`
+            // initialised statically and that lives as long as the module's code.
+            unsafe { bindings::mutex_lock(self.raw()) };
+            StaticMutexGuard {
+                lock: self,
+                _not_send: PhantomData,
+            }
+        }
+    }
+
+    /// The mutex of a [`StaticMutex`], held; unlocked on drop, by the task that
+    /// took it (the guard is not `Send`).
+    pub(crate) struct StaticMutexGuard<'a, T> {
+        lock: &'a StaticMutex<T>,
+        _not_send: PhantomData<*mut ()>,
+    }
+
+    impl<T> Deref for StaticMutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            // SAFETY: The guard holds the mutex: no other reference to the data
+            // exists until it is dropped.
+            unsafe { &*self.lock.data.get() }
+        }
+    }
+
+    impl<T> DerefMut for StaticMutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            // SAFETY: As in `deref`; `&mut self` makes this the only reference
+            // derived from the guard.
+            unsafe { &mut *self.lock.data.get() }
+        }
+    }
+
+    impl<T> Drop for StaticMutexGuard<'_, T> {
+        fn drop(&mut self) {
+            // SAFETY: This task took the mutex in `lock` (the guard is not `Send`)
+            // and has not released it.
+            unsafe { bindings::mutex_unlock(self.lock.raw()) };
+        }
+    }
+}
+
+pub(crate) use global::Which as StaticLock;

@@ -55,6 +55,8 @@ append="console=ttyS0 panic=-1 oops=panic rl.mode=$mode rl.quick=${QUICK:-0}"
 [ -n "${BENCH_BACKINGS:-}" ] && append="$append rl.bb=$BENCH_BACKINGS"
 [ -n "${BENCH_RUNTIME:-}" ] && append="$append rl.rt=$BENCH_RUNTIME"
 [ -n "${BENCH_ROUNDS:-}" ] && append="$append rl.rounds=$BENCH_ROUNDS"
+[ -n "${BENCH_WORKLOADS:-}" ] && append="$append rl.wl=$BENCH_WORKLOADS"
+[ "${BENCH_MEM:-1}" = 0 ] && append="$append rl.nomem"
 # BENCH_SCALE=1,4: the busy-device counts of the scale scenario; BENCH_SCALE=0: none.
 if [ "${BENCH_SCALE:-}" = 0 ]; then
 	append="$append rl.noscale"
