@@ -117,35 +117,19 @@ impl Stats {
     }
 }
 
-/// Devices with requests in flight, all devices together.
-static BUSY_DEVICES: AtomicU32 = AtomicU32::new(0);
-
 impl LoopDevice {
     /// Counts a request in (`->queue_rq`); returns how many the device had in
     /// flight before it. Paired with [`complete`].
     pub(crate) fn start_request(&self) -> usize {
-        let before = self.inflight.fetch_add(1, Ordering::Relaxed);
-        if before == 0 {
-            BUSY_DEVICES.fetch_add(1, Ordering::Relaxed);
-        }
-        before
+        self.inflight.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// More devices have requests in flight than there are CPUs: their submitters
-/// can keep every CPU busy, so handing a request to a worker adds a context
-/// switch and no parallelism.
-pub(crate) fn crowded() -> bool {
-    BUSY_DEVICES.load(Ordering::Relaxed) > kapi::online_cpus()
 }
 
 /// Ends a request of ours (counted).
 pub(crate) fn complete(rq: Request<LoopDevice>, res: Result) {
     let dev = rq.data();
     dev.stats.requests.fetch_add(1, Ordering::Relaxed);
-    if dev.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
-        BUSY_DEVICES.fetch_sub(1, Ordering::Relaxed);
-    }
+    dev.inflight.fetch_sub(1, Ordering::Relaxed);
     rq.end(res);
 }
 

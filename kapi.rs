@@ -36,12 +36,6 @@ pub(crate) fn capable_sys_admin() -> bool {
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
 
-/// How many CPUs are online now.
-pub(crate) fn online_cpus() -> u32 {
-    // SAFETY: `num_online_cpus` reads an atomic counter; any context.
-    unsafe { helpers::rust_loop_num_online_cpus() }
-}
-
 /// `THIS_MODULE` of rust_loop, for `owner` fields and module references. 7.3's
 /// `kernel` crate gives it per module type; 7.2's `module!` emits a static.
 pub(crate) const fn this_module() -> *mut bindings::module {

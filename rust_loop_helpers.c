@@ -4,7 +4,6 @@
  * cannot reach. Declared once on the Rust side, in kapi/helpers.rs. No logic here.
  */
 #include <linux/blk-cgroup.h>
-#include <linux/cpumask.h>
 #include <linux/blk-mq.h>
 #include <linux/cgroup.h>
 #include <linux/kthread.h>
@@ -302,11 +301,6 @@ void rust_loop_noio_restore(unsigned int flags)
 
 /* The UAPI layouts rust_loop's Rust types (kapi/uapi.rs) are written for. */
 #include <uapi/linux/loop.h>
-unsigned int rust_loop_num_online_cpus(void)
-{
-	return num_online_cpus();
-}
-
 static_assert(sizeof(struct loop_info64) == 232);
 static_assert(offsetof(struct loop_info64, lo_flags) == 52);
 static_assert(offsetof(struct loop_info64, lo_file_name) == 56);

@@ -65,6 +65,4 @@ struct mem_cgroup *rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 void rust_loop_css_put(struct cgroup_subsys_state *css);
 bool rust_loop_current_is_kthread(void);
 
-unsigned int rust_loop_num_online_cpus(void);
-
 #endif

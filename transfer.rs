@@ -11,7 +11,7 @@
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
 
-use crate::device::{complete, crowded, Binding, LoopDevice, Pending, Worker};
+use crate::device::{complete, Binding, LoopDevice, Pending, Worker};
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, noio, plugged, with_plug, Dir, Op, Request};
@@ -47,8 +47,7 @@ const PROBE_EVERY: u32 = 64;
 
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
-/// A block-device backing's request is also remapped here at any depth when more
-/// devices are busy than there are CPUs (see [`crowded`]). When the request is alone in flight (queue depth 1, where the hand-off would be
+/// When the request is alone in flight (queue depth 1, where the hand-off would be
 /// most of the cost):
 /// - direct I/O is submitted asynchronously right here with `IOCB_NOWAIT` and
 ///   completes in `aio_done`; a filesystem that would block gets it resubmitted,
@@ -83,13 +82,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             complete(rq, Err(EIO));
             return;
         }
-        // A remap is a clone and a submission, cheaper than the hand-off itself.
-        // At depth the worker still pays off while it can run on an idle CPU in
-        // parallel with the submitter; once more devices are busy than there are
-        // CPUs, the submitters fill the CPUs and the hand-off is pure cost, so the
-        // remap is done here (as dm-linear maps in the submitter's context). Not
-        // under a plug (see above).
-        Route::Remap(pool) if submit_inline || (crowded() && !plugged()) => {
+        Route::Remap(pool) if submit_inline => {
             crate::bio_remap::submit(rq, pool, &b.file, b.offset);
             return;
         }

@@ -11,7 +11,6 @@ use kernel::bindings;
 use kernel::ffi::{c_uint, c_void};
 
 extern "C" {
-    pub(super) fn rust_loop_num_online_cpus() -> c_uint;
     pub(super) fn rust_loop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
     pub(super) fn rust_loop_disk_set_suppress_part_scan(disk: *mut bindings::gendisk, on: bool);
     pub(super) fn rust_loop_disk_set_uevent_suppress(disk: *mut bindings::gendisk, on: bool);

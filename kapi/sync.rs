@@ -185,3 +185,23 @@ mod global {
 }
 
 pub(crate) use global::Which as StaticLock;
+
+#[kernel::prelude::kunit_tests(rust_loop_sync)]
+mod tests {
+    use super::{StaticLock, StaticMutex};
+
+    static COUNTER: StaticMutex<u32> = StaticMutex::new(StaticLock::Validate, 0);
+
+    /// A guard gives the data and releases the C mutex when dropped: a second
+    /// lock (same task, same mutex) would deadlock otherwise.
+    #[test]
+    fn static_mutex_guards_and_releases() {
+        let start = *COUNTER.lock();
+        *COUNTER.lock() += 1;
+        {
+            let mut g = COUNTER.lock();
+            *g += 1;
+        }
+        assert_eq!(*COUNTER.lock(), start + 2);
+    }
+}

@@ -12,6 +12,8 @@ BINS="bash losetup mount umount blockdev sfdisk lsblk findmnt fallocate wipefs p
 blkid mkfs.ext4 mke2fs e2fsck fsck.ext4 debugfs fio modinfo insmod rmmod lsmod dmsetup
 mksquashfs stat dd cmp sha256sum truncate sync timeout nproc flock getopt setpriv
 unshare nsenter mountpoint dmesg udevadm blkdiscard xxd od"
+# RL_EXTRA_BINS="perf": more host programs for ad-hoc work in the guest (profiling).
+BINS="$BINS ${RL_EXTRA_BINS:-}"
 paths=
 for b in $BINS; do
 	p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b" || true)
