@@ -7,7 +7,9 @@
 //! rust_loop clones each bio of the request (the clone shares the pages and the
 //! bvec table), shifts it by the offset, and submits it to the backing device, as
 //! device-mapper's linear target does; the request ends when its clones have, with
-//! the first error. Flushes (no bio) go to the worker, which flushes the device.
+//! the first error. As with device-mapper, the split is: kapi/bio.rs clones,
+//! submits and counts the clones (dm core), this file decides where a request
+//! goes (the target's `map`). Flushes (no bio) go to the worker, which flushes the device.
 //!
 //! An offset that is not a multiple of the backing device's logical block size
 //! cannot be remapped (the clones would be misaligned there): such a device uses
@@ -41,8 +43,18 @@ pub(crate) fn submit(rq: Request<LoopDevice>, pool: &BioSet, file: &BackingFile,
         return;
     };
     rq.data().stats.add(rq.bio_count(), 0);
-    rq.remap(pool, dev, offset);
+    rq.remap(pool, dev, |sector| map_sector(offset, sector));
 }
+
+/// Where sector `sector` of the loop device lies on the backing device: `offset`
+/// bytes further (dm-linear's `linear_map_sector`). `can_remap` made sure the
+/// offset is a whole number of the backing device's logical blocks.
+fn map_sector(offset: u64, sector: u64) -> u64 {
+    sector + (offset >> SECTOR_SHIFT)
+}
+
+/// `SECTOR_SHIFT`: block-layer sectors are 512 bytes.
+const SECTOR_SHIFT: u32 = 9;
 
 impl RemapDone for LoopDevice {
     fn remap_done(rq: Request<LoopDevice>, res: Result) {
@@ -50,5 +62,19 @@ impl RemapDone for LoopDevice {
             rq.data().stats.add(0, rq.len() as usize);
         }
         complete(rq, res);
+    }
+}
+
+#[kunit_tests(rust_loop_remap)]
+mod tests {
+    use super::map_sector;
+
+    /// A request lands `offset` bytes further on the backing device.
+    #[test]
+    fn map_sector_shifts_by_the_offset() {
+        assert_eq!(map_sector(0, 0), 0);
+        assert_eq!(map_sector(0, 7), 7);
+        assert_eq!(map_sector(1 << 20, 0), 2048);
+        assert_eq!(map_sector(4096, 10), 18);
     }
 }

@@ -8,7 +8,7 @@
 //! completion; whoever drops the last hands the request back to the driver's
 //! [`AioDone::aio_done`], which may run in interrupt context.
 
-use super::blk::{Dir, DiskOps, Request};
+use super::blk::{Dir, DiskOps, Pdu, Request};
 use super::file::BackingFile;
 use crate::kapi::helpers::*;
 use core::{
@@ -24,7 +24,7 @@ pub(crate) trait AioDone: DiskOps {
     fn aio_done(rq: Request<Self>, base: usize, res: Result<usize>);
 }
 
-/// The per-request data (blk-mq PDU).
+/// A request's direct I/O state, in its PDU ([`Pdu`]).
 #[repr(C)]
 pub(crate) struct Cmd {
     kiocb: bindings::kiocb,
@@ -34,9 +34,6 @@ pub(crate) struct Cmd {
     write: bool,
     bvecs: ManuallyDrop<KVec<bindings::bio_vec>>,
 }
-
-/// Size of the PDU the tag set reserves per request.
-pub(crate) const PDU_SIZE: u32 = core::mem::size_of::<Cmd>() as u32;
 
 const EIOCBQUEUED: isize = 529;
 
@@ -71,12 +68,12 @@ impl<T: AioDone> Request<T> {
         // From here on the request belongs to the PDU's references; the last `put`
         // rebuilds it.
         let rq = self.into_raw();
-        // SAFETY: The PDU of a started request is ours until it ends; it has room
-        // for a `Cmd` (the tag set's `cmd_size` is `PDU_SIZE`). We initialise it
+        // SAFETY: The PDU of a started request is ours until it ends; it is a
+        // `Pdu` (the tag set's `cmd_size` is `Pdu::SIZE`). We initialise it
         // fully before use; the request (and so the PDU) is owned by the PDU's
         // references from here until `put` hands it back.
         unsafe {
-            let cmd = bindings::blk_mq_rq_to_pdu(rq).cast::<Cmd>();
+            let cmd = Pdu::dio(rq);
             core::ptr::write(
                 cmd,
                 Cmd {

@@ -9,8 +9,7 @@
 //! progress when memory is short (allocation then waits for a clone to complete
 //! instead of failing).
 
-use super::aio::Cmd;
-use super::blk::{DiskOps, Request};
+use super::blk::{DiskOps, Pdu, Request};
 use super::file::{BackingFile, FileKind};
 use crate::kapi::helpers::*;
 use core::marker::PhantomData;
@@ -54,14 +53,12 @@ impl Drop for BioSet {
     }
 }
 
-/// The remap state in the request's PDU (shares the PDU with `aio::Cmd`).
+/// A request's remap state, in its PDU ([`Pdu`]).
 #[repr(C)]
-struct Remap {
+pub(crate) struct Remap {
     refs: AtomicU32,
     err: AtomicI64,
 }
-
-const _: () = assert!(core::mem::size_of::<Remap>() <= core::mem::size_of::<Cmd>());
 
 /// The block device of a block-device backing file: only such a file makes one,
 /// so the operations below cannot be called on a regular file.
@@ -122,19 +119,20 @@ impl<T: DiskOps> Request<T> {
 }
 
 impl<T: RemapDone> Request<T> {
-    /// Remaps every bio of the request onto `file` (a block device), shifted by
-    /// `offset` bytes (a multiple of the device's logical block size).
-    pub(crate) fn remap(self, bs: &BioSet, dev: BlockDevice<'_>, offset: u64) {
+    /// Clones every bio of the request from `bs` onto `dev`, places each clone at
+    /// `map_sector(its sector)` (the driver's mapping, as a device-mapper target's
+    /// `map`), and submits it. The request ends, through
+    /// [`RemapDone::remap_done`], when the last clone has, with the first error.
+    pub(crate) fn remap(self, bs: &BioSet, dev: BlockDevice<'_>, map_sector: impl Fn(u64) -> u64) {
         // The request belongs to the `Remap` references until the last `put`.
         let rq = self.into_raw();
         let bdev = dev.bdev;
-        let shift = offset >> 9;
-        // SAFETY: The PDU of a started request is ours until it ends and has room
-        // for `Remap` (asserted above). The bios of the request stay valid until it
+        // SAFETY: The PDU of a started request is ours until it ends; it is a `Pdu`
+        // (the tag set's `cmd_size`). The bios of the request stay valid until it
         // ends, which happens only after the last clone completed. `bs` outlives
         // all clones (see `BioSet::drop`).
         unsafe {
-            let st = bindings::blk_mq_rq_to_pdu(rq).cast::<Remap>();
+            let st = Pdu::remap(rq);
             core::ptr::write(
                 st,
                 Remap {
@@ -151,7 +149,7 @@ impl<T: RemapDone> Request<T> {
                         .store(i64::from(ENOMEM.to_errno()), Ordering::Relaxed);
                     break;
                 }
-                (*clone).bi_iter.bi_sector += shift;
+                (*clone).bi_iter.bi_sector = map_sector((*clone).bi_iter.bi_sector);
                 (*clone).bi_private = st.cast();
                 (*clone).bi_end_io = Some(remap_end_io::<T>);
                 (*st).refs.fetch_add(1, Ordering::Relaxed);

@@ -4,8 +4,45 @@
 
 use super::*;
 use crate::kapi::helpers::*;
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, ffi, prelude::*};
+
+/// The per-request data area (blk-mq's PDU): the state a request keeps while it is
+/// out in C. A request is in direct I/O or remapped, never both, so the two share
+/// the space; the tag set sizes the PDU from this type (`cmd_size`).
+#[repr(C)]
+pub(crate) union Pdu {
+    /// Direct I/O to the backing file (`kapi::aio`).
+    dio: ManuallyDrop<crate::kapi::aio::Cmd>,
+    /// Bio clones out at the backing device (`kapi::bio`).
+    remap: ManuallyDrop<crate::kapi::bio::Remap>,
+}
+
+impl Pdu {
+    /// The PDU's size, for the tag set.
+    pub(crate) const SIZE: u32 = core::mem::size_of::<Pdu>() as u32;
+
+    /// The direct I/O state in the PDU of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a request of a tag set made with [`Pdu::SIZE`].
+    pub(crate) unsafe fn dio(rq: *mut bindings::request) -> *mut crate::kapi::aio::Cmd {
+        // SAFETY: By the caller's contract the PDU is a `Pdu`; a `repr(C)` union's
+        // fields start at its start, and `ManuallyDrop` is `repr(transparent)`.
+        unsafe { (&raw mut (*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu>()).dio).cast() }
+    }
+
+    /// The remap state in the PDU of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Pdu::dio`].
+    pub(crate) unsafe fn remap(rq: *mut bindings::request) -> *mut crate::kapi::bio::Remap {
+        // SAFETY: As in `dio`.
+        unsafe { (&raw mut (*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu>()).remap).cast() }
+    }
+}
 
 /// The operation of a request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

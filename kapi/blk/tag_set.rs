@@ -37,7 +37,7 @@ impl<T: DiskOps> TagSet<T> {
             (*p).nr_maps = 1;
             (*p).queue_depth = depth;
             (*p).numa_node = bindings::NUMA_NO_NODE;
-            (*p).cmd_size = crate::kapi::aio::PDU_SIZE;
+            (*p).cmd_size = Pdu::SIZE;
             (*p).flags = bindings::BLK_MQ_F_STACKING
                 | bindings::BLK_MQ_F_BLOCKING
                 | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
