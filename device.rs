@@ -107,6 +107,12 @@ impl LoopDevice {
     pub(crate) fn phase(&self) -> Phase {
         self.state.lock().phase()
     }
+
+    /// Counts a request in (`->queue_rq`); returns how many the device had in
+    /// flight before it. Paired with [`complete`].
+    pub(crate) fn start_request(&self) -> usize {
+        self.inflight.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 impl Stats {
@@ -114,14 +120,6 @@ impl Stats {
         self.segments
             .fetch_add(u64::from(segments), Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
-
-impl LoopDevice {
-    /// Counts a request in (`->queue_rq`); returns how many the device had in
-    /// flight before it. Paired with [`complete`].
-    pub(crate) fn start_request(&self) -> usize {
-        self.inflight.fetch_add(1, Ordering::Relaxed)
     }
 }
 
