@@ -93,14 +93,19 @@ unsafe extern "C" fn release_callback<T: DiskOps>(disk: *mut bindings::gendisk) 
     T::release(disk.data(), disk, &OpenLocked(PhantomData))
 }
 
-fn ioctl_common<T: DiskOps>(
+/// # Safety
+///
+/// `bdev` is a live block device (the whole disk or a partition) of a disk set up
+/// by [`Disk::add`] with driver data `T`, valid for the call.
+unsafe fn ioctl_common<T: DiskOps>(
     bdev: *mut bindings::block_device,
     mode: u32,
     cmd: u32,
     arg: usize,
     compat: bool,
 ) -> ffi::c_int {
-    // SAFETY: The block core passes a live bdev of one of our disks.
+    // SAFETY: By the safety requirements `bdev` is a live bdev of one of our disks,
+    // so its disk is too, for the call.
     let (disk, bdev) = unsafe {
         (
             Disk::<T>::from_raw(rust_loop_bdev_disk(bdev)),
@@ -122,7 +127,8 @@ unsafe extern "C" fn ioctl_callback<T: DiskOps>(
     cmd: ffi::c_uint,
     arg: ffi::c_ulong,
 ) -> ffi::c_int {
-    ioctl_common::<T>(bdev, mode, cmd, arg, false)
+    // SAFETY: The block core passes a live bdev of one of our disks.
+    unsafe { ioctl_common::<T>(bdev, mode, cmd, arg, false) }
 }
 
 /// # Safety
@@ -134,7 +140,8 @@ unsafe extern "C" fn compat_ioctl_callback<T: DiskOps>(
     cmd: ffi::c_uint,
     arg: ffi::c_ulong,
 ) -> ffi::c_int {
-    ioctl_common::<T>(bdev, mode, cmd, arg, true)
+    // SAFETY: The block core passes a live bdev of one of our disks.
+    unsafe { ioctl_common::<T>(bdev, mode, cmd, arg, true) }
 }
 
 /// # Safety

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # In-guest benchmark: every system on the same backing store, interleaved rounds
-# (A B A B ...) so drift cancels. Emits records to stdout:
+# (A B A B ...) so drift cancels, and each round starts with another system
+# (A B C, B C A, ...) so no system always runs first or right after another. Emits records to stdout:
 #   @@BEGIN system backing workload round  <fio JSON>  @@END
 #   @@NA system backing reason
 #   @@MEM system metric value
@@ -71,6 +72,14 @@ systems_for() {
 	tmpfs | ext4-dio) echo "raw rust_loop loop.ko ublk" ;;
 	*) echo "raw dm-linear rust_loop loop.ko ublk" ;;
 	esac
+}
+
+# rotate K WORDS...: the words, starting with the (K mod count)-th.
+rotate() {
+	local k=$1
+	shift
+	k=$((k % $#))
+	echo "${@:k+1}" "${@:1:k}"
 }
 
 DEV=
@@ -192,7 +201,8 @@ scale_run() { # devices...: one job per device, aggregate result
 for round in $(seq 1 $ROUNDS); do
 	for bk in $backings; do
 		[ -n "$(backing_path "$bk")" ] || continue
-		for sys in $(systems_for $bk); do
+		# shellcheck disable=SC2046
+		for sys in $(rotate $((round - 1)) $(systems_for $bk)); do
 			if setup $sys $bk; then
 				for wl in $WORKLOADS; do
 					if fio_run "$DEV" $wl; then
@@ -212,7 +222,7 @@ done
 if ! grep -q 'rl\.noscale' /proc/cmdline && slow_up; then
 	for round in $(seq 1 $ROUNDS); do
 		for n in $SCALE_NS; do
-			for sys in rust_loop loop.ko dm-linear; do
+			for sys in $(rotate $((round - 1)) rust_loop loop.ko dm-linear); do
 				if scale_setup $sys $n; then
 					# shellcheck disable=SC2086
 					if scale_run $SDEVS; then
