@@ -9,6 +9,8 @@
 #   RL_VERIFY_MB    fio verify volume per backing kind (64; debug 1024)
 #   SKIP_BENCH=1, SKIP_CRASH=1 leave those parts out; RL_REFERENCE=0 the loop.ko run
 #   RL_ONLY=a.sh,b.sh  only these test files (paths under tests/), on both drivers
+#   RL_SUITES=a.sh,b.sh  the full run's layout (module tests, KUnit, splat and leak
+#                   checks) with only these behaviour/reliability files (CI's debug pass)
 #   RL_EXTRA_KTAP=FILE adds an earlier run's OUTDIR/all.ktap (CI: the 7.2 smoke, the
 #                   short debug pass) to the results and totals.
 set -euo pipefail

@@ -66,6 +66,7 @@ fi
 [ -n "${RL_STRESS_SECS:-}" ] && append="$append rl.stress=$RL_STRESS_SECS"
 [ -n "${RL_VERIFY_MB:-}" ] && append="$append rl.verify=$RL_VERIFY_MB"
 [ -n "${RL_ONLY:-}" ] && append="$append rl.only=$RL_ONLY"
+[ -n "${RL_SUITES:-}" ] && append="$append rl.suites=$RL_SUITES"
 [ -n "${RL_REFERENCE:-}" ] && append="$append rl.reference=$RL_REFERENCE"
 [ -n "${RL_LOGLEVEL:-}" ] && append="$append rl.loglevel=$RL_LOGLEVEL"
 [ -n "${RL_TESTS:-}" ] && append="$append rl.tests=$RL_TESTS"

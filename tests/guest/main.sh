@@ -80,6 +80,19 @@ scratch_down() {
 	true
 }
 
+# rl.suites=a.sh,b.sh (RL_SUITES, paths under tests/): the check runs only these of
+# the behaviour and reliability files (CI's short debug pass); default all of them.
+SUITES=$(sed -n 's/.*rl\.suites=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+wanted() { [ -z "$SUITES" ] || [[ " $SUITES " == *" ${1#$T/} "* ]]; }
+# One test file, with how long it took as a KTAP diagnostic (where a run's time goes).
+run_file() { # impl file [VAR=value ...]
+	local impl=$1 f=$2 t0=$SECONDS
+	shift 2
+	wanted "$f" || return 0
+	env LOOP_IMPL="$impl" "$@" bash "$f"
+	echo "# time: ${f#$T/} ($impl) $((SECONDS - t0)) s"
+}
+
 behaviour_tests() { # impl
 	local f
 	shopt -s nullglob
@@ -87,16 +100,16 @@ behaviour_tests() { # impl
 	load "$1" || { echo "# could not load $1"; return; }
 	scratch_up
 	for f in $T/behaviour/*.sh $T/reliability/faults.sh; do
-		LOOP_IMPL=$1 bash "$f"
+		run_file "$1" "$f"
 	done
 	# Data integrity; the reference run only needs to show the test is right.
 	if [ "$1" = rust_loop ]; then
-		LOOP_IMPL=$1 bash $T/reliability/integrity.sh
+		run_file "$1" $T/reliability/integrity.sh
 	else
-		LOOP_IMPL=$1 RL_VERIFY_MB=64 bash $T/reliability/integrity.sh
+		run_file "$1" $T/reliability/integrity.sh RL_VERIFY_MB=64
 	fi
 	# The stress test hunts rust_loop's races; loop.ko is not its subject.
-	[ "$1" = rust_loop ] && LOOP_IMPL=$1 bash $T/reliability/stress.sh
+	[ "$1" = rust_loop ] && run_file "$1" $T/reliability/stress.sh
 	rl_cleanup_all
 	scratch_down
 	unload_all
