@@ -7,6 +7,7 @@
 #                   with the long reliability settings; no benchmark, no loop.ko run
 #   RL_STRESS_SECS  stress test duration (60; debug 600)
 #   RL_VERIFY_MB    fio verify volume per backing kind (64; debug 1024)
+#   RL_FAULT_STEP   fault injection fails every k-th allocation site only (1)
 #   SKIP_BENCH=1, SKIP_CRASH=1 leave those parts out; RL_REFERENCE=0 the loop.ko run
 #   RL_ONLY=a.sh,b.sh  only these test files (paths under tests/), on both drivers
 #   RL_SUITES=a.sh,b.sh  the full run's layout (module tests, KUnit, splat and leak

@@ -65,6 +65,7 @@ elif [ -n "${BENCH_SCALE:-}" ]; then
 fi
 [ -n "${RL_STRESS_SECS:-}" ] && append="$append rl.stress=$RL_STRESS_SECS"
 [ -n "${RL_VERIFY_MB:-}" ] && append="$append rl.verify=$RL_VERIFY_MB"
+[ -n "${RL_FAULT_STEP:-}" ] && append="$append rl.faultstep=$RL_FAULT_STEP"
 [ -n "${RL_ONLY:-}" ] && append="$append rl.only=$RL_ONLY"
 [ -n "${RL_SUITES:-}" ] && append="$append rl.suites=$RL_SUITES"
 [ -n "${RL_REFERENCE:-}" ] && append="$append rl.reference=$RL_REFERENCE"

@@ -15,8 +15,8 @@ export LOOPCTL=$T/bin/loopctl WORK=/tmp/rl-work
 arg() { sed -n "s/.*rl\.$1=\([0-9]*\).*/\1/p" /proc/cmdline; }
 # Console log level (rl.loglevel=7 shows the stacks of hung tasks on the console).
 loglevel() { echo "${1:-4}"; }
-export RL_STRESS_SECS=$(arg stress) RL_VERIFY_MB=$(arg verify)
-: "${RL_STRESS_SECS:=60}" "${RL_VERIFY_MB:=64}"
+export RL_STRESS_SECS=$(arg stress) RL_VERIFY_MB=$(arg verify) RL_FAULT_STEP=$(arg faultstep)
+: "${RL_STRESS_SECS:=60}" "${RL_VERIFY_MB:=64}" "${RL_FAULT_STEP:=1}"
 results=/dev/ttyS1
 [ -c $results ] || results=/dev/console
 
@@ -149,6 +149,8 @@ check)
 	{
 		dmesg -C
 		kmemleak_clear
+		# CI's debug pass lists the smoke test too: one boot instead of two.
+		[ -n "$SUITES" ] && wanted $T/module/smoke.sh && { bash $T/module/smoke.sh; unload_all; }
 		bash $T/module/lifecycle.sh
 		kunit_results
 		bash $T/module/dkms_module.sh
