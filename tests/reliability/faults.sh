@@ -16,6 +16,8 @@ MAXN=${RL_FAULT_MAXN:-1500}
 # RL_FAULT_STEP=k fails every k-th site only (1, 1+k, ...; CI's debug pass, where one
 # run takes seconds under KASAN); the sweep still ends at the first run past the last.
 STEP=${RL_FAULT_STEP:-1}
+every=""
+[ "$STEP" = 1 ] || every=" (every ${STEP}th)"
 
 fault_on() { # failslab|fail_page_alloc: arm for fail-nth/task-filter use, quietly
 	[ -d $D/$1 ] || skip "no $1"
@@ -73,7 +75,7 @@ test_configure_fails_cleanly_at_every_allocation_site() {
 	[ "$n" -le $((MAXN - STEP)) ] || fail "more than $MAXN fault sites: raise RL_FAULT_MAXN"
 	[ "$injected" -gt 0 ] || fail "LOOP_CONFIGURE reached no fault-injection site"
 	fault_off
-	echo "# $kind in LOOP_CONFIGURE [$LOOP_IMPL]: $injected sites failed one at a time (every ${STEP}th): $enomem ENOMEM with the device left unbound, $survived absorbed" >>"$WORK/.faults"
+	echo "# $kind in LOOP_CONFIGURE [$LOOP_IMPL]: $injected sites failed one at a time$every: $enomem ENOMEM with the device left unbound, $survived absorbed" >>"$WORK/.faults"
 }
 
 test_ctl_add_fails_cleanly_at_every_failslab_site() {
@@ -99,7 +101,7 @@ test_ctl_add_fails_cleanly_at_every_failslab_site() {
 	[ "$n" -le $((MAXN - STEP)) ] || fail "more than $MAXN fault sites"
 	[ "$injected" -gt 0 ] || fail "LOOP_CTL_ADD reached no fault-injection site"
 	fault_off
-	echo "# failslab in LOOP_CTL_ADD [$LOOP_IMPL]: $injected sites failed one at a time (every ${STEP}th), $enomem ENOMEM" >>"$WORK/.faults"
+	echo "# failslab in LOOP_CTL_ADD [$LOOP_IMPL]: $injected sites failed one at a time$every, $enomem ENOMEM" >>"$WORK/.faults"
 }
 
 io_under_faults() { # KIND LABEL losetup-args...
