@@ -234,6 +234,9 @@ pub(crate) struct Binding {
     /// from memory; it only waits if the page was swapped out). `None`: always
     /// hand off.
     pub(crate) inline_read: Option<u32>,
+    /// A write may be done in `queue_rq`: tmpfs only, where it is a copy into
+    /// memory (it waits only for a swap-in, which `queue_rq` rules out per request).
+    pub(crate) inline_write: bool,
     /// Direct I/O may be submitted from `queue_rq` (`IOCB_NOWAIT`, completing
     /// asynchronously). Regular files only, as `inline_read`.
     pub(crate) inline_dio: bool,
@@ -266,6 +269,7 @@ impl Binding {
         // lock, of the same lock class as the one a writer to the loop device holds
         // while it reads a block for read-modify-write (lockdep: recursive locking).
         let regular = matches!(file.kind(), FileKind::Regular);
+        let inline_write = regular && file.is_shmem();
         let inline_read = if !regular {
             None
         } else if file.supports_nowait() {
@@ -281,6 +285,7 @@ impl Binding {
             read_only,
             dio,
             inline_read,
+            inline_write,
             inline_dio: regular,
             worker,
             remap,

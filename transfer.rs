@@ -5,8 +5,9 @@
 //! pages, no bounce copy).
 //!
 //! `queue_rq` first tries a buffered read with `IOCB_NOWAIT`: a page cache hit
-//! completes right there, with no hand-off. Everything that may block (a miss,
-//! writes, flush, discard, direct I/O) goes to the device's worker, one work item
+//! completes right there, with no hand-off (so does a write to tmpfs, a copy
+//! into memory). Everything that may block (a miss, writes to other files,
+//! flush, discard, direct I/O) goes to the device's worker, one work item
 //! on the device's own workqueue, which runs with `PF_MEMALLOC_NOIO`. A read that
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
@@ -52,7 +53,9 @@ const PROBE_EVERY: u32 = 64;
 /// - direct I/O is submitted asynchronously right here with `IOCB_NOWAIT` and
 ///   completes in `aio_done`; a filesystem that would block gets it resubmitted,
 ///   blocking, by the worker;
-/// - a buffered read is tried here (`IOCB_NOWAIT`, or plain on tmpfs).
+/// - a buffered read is tried here (`IOCB_NOWAIT`, or plain on tmpfs);
+/// - a write to tmpfs (a copy into memory) is done here when no page of its
+///   range is swapped out and no swap slot is free.
 ///
 /// Everything else goes to the worker, which submits direct I/O asynchronously
 /// too, so many requests are in flight at higher queue depths.
@@ -110,6 +113,26 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         }
         _ => None,
     };
+    // A write to tmpfs is a copy into memory: done here under the rule of the
+    // tmpfs read (no page of the range swapped out, no free swap slot, so neither
+    // a swap-in nor a swap-out can be waited for), with NOIO allocations. The pages
+    // it fills are charged to the caller's memcg, so a kworker (writeback) hands
+    // the write to the worker, which charges the request's cgroup.
+    if let (Route::File, Op::Write, true, true) = (
+        route,
+        op,
+        b.inline_write,
+        alone && b.worker.idle() && !in_kernel_thread(),
+    ) {
+        if b.file
+            .shmem_resident(rq.pos() + b.offset, rq.len() as usize)
+        {
+            let res = noio(|| write_all(dev, &b, &rq)).map_err(io_error);
+            dev.stats.inline.fetch_add(1, Ordering::Relaxed);
+            complete(rq, res);
+            return;
+        }
+    }
     if let Some(flags) = inline_read {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
             Ok(n) if n == rq.len() as usize => {

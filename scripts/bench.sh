@@ -5,7 +5,11 @@
 # its KTAP lines go to stdout when KTAP=1).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-if [ "${QUICK:-0}" = 1 ]; then
+# BENCH_OUT: where the table, JSON and chart go (an experiment that should not
+# replace the published bench/latest.*).
+if [ -n "${BENCH_OUT:-}" ]; then
+	out=$BENCH_OUT
+elif [ "${QUICK:-0}" = 1 ]; then
 	out=$RL_ROOT/.out/bench-quick
 else
 	out=$RL_ROOT/bench

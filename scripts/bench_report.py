@@ -16,7 +16,7 @@ import sys
 
 
 def parse(path):
-    recs, na, mem, done = [], [], [], False
+    recs, na, mem, cpu, done = [], [], [], {}, False
     cur, buf = None, []
     with open(path, errors="replace") as f:
         for line in f:
@@ -36,16 +36,20 @@ def parse(path):
             elif line.startswith("@@NA "):
                 p = line.split(" ", 3)
                 na.append((p[1], p[2], p[3] if len(p) > 3 else ""))
+            elif line.startswith("@@CPU "):
+                p = line.split()
+                cpu[tuple(p[1:5])] = [int(x) for x in p[5:9]]
             elif line.startswith("@@MEM "):
                 p = line.split()
                 mem.append((p[1], p[2], float(p[3])))
             elif line.startswith("@@DONE"):
                 done = True
-    return recs, na, mem, done
+    return recs, na, mem, cpu, done
 
 
 def metrics(job):
     out = {}
+    ios = sum(job[d].get("total_ios", 0) for d in ("read", "write"))
     for d in ("read", "write"):
         r = job[d]
         if r["io_bytes"] == 0:
@@ -57,17 +61,36 @@ def metrics(job):
             "p50_us": pct.get("50.000000", 0) / 1000,
             "p99_us": pct.get("99.000000", 0) / 1000,
         }
+    if out:
+        out["ios"] = ios
     return out
+
+
+USER_HZ = 100  # /proc/stat ticks per second
+
+
+def per_io(m, c):
+    """Context switches, interrupts and CPU microseconds per I/O over one fio run
+    (the guest's /proc/stat around it), and the busy share of the guest's CPUs."""
+    ctxt, intr, busy, total = c
+    ios = m.get("ios", 0)
+    if not ios or not total:
+        return {}
+    return {"ctxt_per_io": ctxt / ios, "intr_per_io": intr / ios,
+            "cpu_us_per_io": busy * 1e6 / USER_HZ / ios, "cpu_busy": busy / total}
 
 
 def main():
     results, outdir, accel = sys.argv[1], sys.argv[2], sys.argv[3]
     ktap = "--ktap" in sys.argv
-    recs, na, mem, done = parse(results)
+    recs, na, mem, cpu, done = parse(results)
     rows = {}
     records = []
     for (system, backing, wl, rnd), js in recs:
         m = metrics(js["jobs"][0])
+        c = cpu.get((system, backing, wl, rnd))
+        if c:
+            m.update(per_io(m, c))
         for k, v in m.items():
             records.append({"system": system, "backing": backing, "workload": wl,
                             "round": int(rnd), "metric": k, "value": v})
@@ -93,15 +116,16 @@ def main():
                 "read-1m-qd4", "write-1m-qd4", "randread-4k-qd32-j4"]
     scale_wls = sorted({k[1] for k in rows if "-x" in k[1]}, key=lambda w: int(w.rsplit("x", 1)[1]))
     wls = base_wls + scale_wls
-    systems = ["rust_loop", "loop.ko", "dm-linear", "ublk", "raw"]
+    alt = any(k[2] == "rust_loop-alt" for k in rows)
+    systems = ["rust_loop"] + (["rust_loop-alt"] if alt else []) + ["loop.ko", "dm-linear", "ublk", "raw"]
 
     def rounds_of(b, w, s, key):
         return {r["round"]: r["value"] for r in records
                 if (r["backing"], r["workload"], r["system"], r["metric"]) == (b, w, s, key)}
 
-    def spread(b, w, key, other):
-        """Median ratio rust_loop / other over the rounds, and its min and max."""
-        a, o = rounds_of(b, w, "rust_loop", key), rounds_of(b, w, other, key)
+    def spread(b, w, key, other, this="rust_loop"):
+        """Median ratio this / other over the rounds, and its min and max."""
+        a, o = rounds_of(b, w, this, key), rounds_of(b, w, other, key)
         rs = [a[k] / o[k] for k in a if k in o and o[k]]
         if not rs:
             return None
@@ -109,7 +133,8 @@ def main():
 
     lines = []
     hdr = (f"{'backing':9} {'workload':22} " + " ".join(f"{s:>10}" for s in systems)
-           + f"  {'rust/loop.ko [min-max]':>24} {'rust/raw':>9}  {'p50 us rust/loop':>17} {'p99 us rust/loop':>17}")
+           + f"  {'rust/loop.ko [min-max]':>24} {'rust/raw':>9}  {'p50 us rust/loop':>17} {'p99 us rust/loop':>17}"
+           + (f"  {'alt/rust [min-max]':>20} {'alt/loop.ko':>11}" if alt else ""))
     lines.append(hdr)
     chart = []
     for b in backings:
@@ -133,11 +158,34 @@ def main():
                 ru = rows.get((b, w, "rust_loop"), [])
                 lo = rows.get((b, w, "loop.ko"), [])
                 lat.append(f"{med(ru, m):.0f}/{med(lo, m):.0f}" if ru and lo else "-")
+            extra = ""
+            if alt:
+                r3 = spread(b, w, key, "rust_loop", "rust_loop-alt")
+                r4 = spread(b, w, key, "loop.ko", "rust_loop-alt")
+                c3 = f"{r3[0]:.2f} [{r3[1]:.2f}-{r3[2]:.2f}]" if r3 else "-"
+                c4 = f"{r4[0]:.2f}" if r4 else "-"
+                extra = f"  {c3:>20} {c4:>11}"
             lines.append(f"{b:9} {w:22} " + " ".join(fmt(vals[s]) for s in systems)
-                         + f"  {c1:>24} {c2:>9}  {lat[0]:>17} {lat[1]:>17}")
+                         + f"  {c1:>24} {c2:>9}  {lat[0]:>17} {lat[1]:>17}" + extra)
             chart.append((f"{b}\n{w}", r1, r2))
     lines.append("(4k workloads: IOPS; 1m workloads: KiB/s; medians over rounds; ratios: median of the"
                  " per-round ratios [min-max]; -j4: 4 jobs on one device; nullb-5ms -xN: N busy devices)")
+    # Where the time goes: per I/O, medians over the rounds.
+    cost_sys = [s for s in systems if s not in ("ublk", "raw")]
+    if any("cpu_us_per_io" in m for lst in rows.values() for m in lst):
+        lines.append("")
+        lines.append(f"{'per I/O (guest /proc/stat)':32} " + " ".join(
+            f"{s + ' ctxt/cpu_us/busy':>30}" for s in cost_sys))
+        for b in backings:
+            for w in wls:
+                cells = []
+                for s in cost_sys:
+                    lst = [m for m in rows.get((b, w, s), []) if "cpu_us_per_io" in m]
+                    cells.append(f"{med(lst, 'ctxt_per_io'):.2f}/{med(lst, 'cpu_us_per_io'):.0f}/"
+                                 f"{med(lst, 'cpu_busy') * 100:.0f}%" if lst else "-")
+                if any(c != "-" for c in cells):
+                    lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>30}" for c in cells))
+        lines.append("(context switches per I/O / CPU microseconds per I/O / share of the guest's CPU busy)")
     for system, metric, v in mem:
         lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
     for s, b, r in na:

@@ -26,6 +26,13 @@ cp -r "$RL_ROOT"/tests/{lib,guest,module,behaviour,reliability} "$stage/root/tes
 cp "$RL_ROOT/tests/guest/init" "$stage/root/init"
 cp "$RL_ROOT/rust_loop.ko" "$B/drivers/block/loop.ko" "$B/drivers/block/null_blk/null_blk.ko" \
 	"$B/drivers/md/dm-mod.ko" "$B/drivers/block/ublk_drv.ko" "$stage/root/tests/ko/"
+# BENCH_ALT_KO: a second rust_loop.ko (another commit or a variant, built for the
+# same kernel) that the benchmark runs as rust_loop-alt in the same boot.
+if [ -n "${BENCH_ALT_KO:-}" ]; then
+	[ "$(modinfo -F vermagic "$BENCH_ALT_KO" | cut -d' ' -f1)" = "$(cat "$B/include/config/kernel.release")" ] ||
+		die "BENCH_ALT_KO=$BENCH_ALT_KO was built for another kernel than $B"
+	cp "$BENCH_ALT_KO" "$stage/root/tests/ko/rust_loop_alt.ko"
+fi
 # The module DKMS built on the host (scripts/dkms-check.sh), for dkms_module.sh.
 if [ -f "${RL_DKMS_KO:-}" ]; then
 	cp "$RL_DKMS_KO" "$stage/root/tests/ko/rust_loop_dkms.ko"

@@ -49,6 +49,21 @@ test_page_cache_hits_complete_without_handoff() {
 	[ $(($(stat_of "$dev" inline) - i0)) -ge 200 ] || fail "inline completions: $(($(stat_of "$dev" inline) - i0)) of 256"
 }
 
+test_tmpfs_writes_complete_without_handoff() {
+	need_stats
+	local img dev i0 n
+	img=$(mkimg w.img 4M)
+	[ "$(stat -f -c %T "$img")" = tmpfs ] || skip "the work directory is not on tmpfs"
+	[ "$(awk '$1 == "SwapFree:" {print $2}' /proc/meminfo)" = 0 ] || skip "free swap: tmpfs writes go to the worker"
+	head -c 1048576 /dev/urandom >"$WORK/in"
+	dev=$(losetup -f --show "$img")
+	i0=$(stat_of "$dev" inline)
+	dd if="$WORK/in" of="$dev" bs=4k count=256 seek=128 oflag=direct status=none
+	n=$(($(stat_of "$dev" inline) - i0))
+	[ $n -ge 200 ] || fail "inline completions: $n of 256 writes"
+	assert_eq data "$(sha256sum <"$WORK/in" | cut -c1-16)" "$(filesum "$img" $((128 * 4096)) 1048576)"
+}
+
 test_read_past_shrunk_file_fails_with_eio() {
 	local img dev
 	img=$(mkimg a.img 4M)

@@ -6,10 +6,16 @@
 #   @@BEGIN system backing workload round  <fio JSON>  @@END
 #   @@NA system backing reason
 #   @@MEM system metric value
+#   @@CPU system backing workload round ctxt intr busy_ticks all_ticks  (the guest's
+#         /proc/stat over that fio run: context switches, interrupts, CPU time)
 # Usage: bench.sh QUICK(0|1)
 quick=${1:-0}
 KO=/tests/ko
 LOOPCTL=/tests/bin/loopctl
+# BENCH_ALT_KO on the host: a second build of rust_loop (another commit, a variant)
+# runs as the system rust_loop-alt in the same boot, interleaved like the others.
+ALT=
+[ -f $KO/rust_loop_alt.ko ] && ALT=rust_loop-alt
 if [ "$quick" = 1 ]; then
 	RT=1 SIZE=16 ROUNDS=1 NDEV=1000 NATT=20
 else
@@ -36,6 +42,31 @@ mkdir -p $B/tmp $B/ext4
 mount -t tmpfs -o size=$((SIZE * 2 + 64))m tmpfs $B/tmp
 
 log() { echo "# bench: $*" >&2; }
+
+load_loop() { # system [params...]
+	local sys=$1
+	shift
+	case $sys in
+	rust_loop) insmod $KO/rust_loop.ko "$@" ;;
+	rust_loop-alt) insmod $KO/rust_loop_alt.ko "$@" ;;
+	loop.ko) insmod $KO/loop.ko "$@" ;;
+	esac
+}
+
+# /proc/stat totals: context switches, interrupts, busy and all CPU ticks.
+cpu_snap() {
+	awk '$1 == "cpu" {b = $2 + $3 + $4 + $7 + $8; a = b + $5 + $6}
+		$1 == "ctxt" {c = $2} $1 == "intr" {i = $2}
+		END {print c, i, b, a}' /proc/stat
+}
+CPU0=
+cpu_begin() { CPU0=$(cpu_snap); }
+cpu_end() { # system backing workload round
+	local c0 i0 b0 a0 c1 i1 b1 a1
+	read -r c0 i0 b0 a0 <<<"$CPU0"
+	read -r c1 i1 b1 a1 <<<"$(cpu_snap)"
+	echo "@@CPU $1 $2 $3 $4 $((c1 - c0)) $((i1 - i0)) $((b1 - b0)) $((a1 - a0))"
+}
 
 unload_loops() {
 	rmmod rust_loop 2>/dev/null
@@ -69,8 +100,8 @@ backing_path() {
 systems_for() {
 	case $1 in
 	# raw: fio on the backing file itself, the limit no loop driver can beat.
-	tmpfs | ext4-dio) echo "raw rust_loop loop.ko ublk" ;;
-	*) echo "raw dm-linear rust_loop loop.ko ublk" ;;
+	tmpfs | ext4-dio) echo "raw rust_loop $ALT loop.ko ublk" ;;
+	*) echo "raw dm-linear rust_loop $ALT loop.ko ublk" ;;
 	esac
 }
 
@@ -97,9 +128,9 @@ setup() { # system backing -> sets DEV, or prints @@NA and fails
 		DEV=/dev/mapper/rlbench
 		[ -b $DEV ] || DEV=/dev/dm-0
 		;;
-	rust_loop | loop.ko)
+	rust_loop | rust_loop-alt | loop.ko)
 		unload_loops
-		if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko; else insmod $KO/loop.ko; fi
+		load_loop $sys
 		DEV=$(losetup -f --show --direct-io=$dio "$path") || { echo "@@NA $sys $bk losetup failed"; return 1; }
 		;;
 	ublk)
@@ -115,7 +146,7 @@ setup() { # system backing -> sets DEV, or prints @@NA and fails
 teardown() { # system
 	case $1 in
 	dm-linear) dmsetup remove rlbench 2>/dev/null ;;
-	rust_loop | loop.ko) losetup -D; unload_loops ;;
+	rust_loop | rust_loop-alt | loop.ko) losetup -D; unload_loops ;;
 	ublk) rublk del -a >/dev/null 2>&1 ;;
 	esac
 	true
@@ -157,9 +188,9 @@ scale_setup() { # system N -> SDEVS, or prints @@NA and fails
 	local sys=$1 n=$2 i d
 	SDEVS=
 	case $sys in
-	rust_loop | loop.ko)
+	rust_loop | rust_loop-alt | loop.ko)
 		unload_loops
-		if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko; else insmod $KO/loop.ko; fi
+		load_loop $sys
 		for i in $(seq 0 $((n - 1))); do
 			d=$(losetup -f --show --direct-io=on -o $((i * 64))M --sizelimit 64M /dev/rlslow) ||
 				{ echo "@@NA $sys nullb-5ms losetup failed at device $i"; return 1; }
@@ -205,7 +236,9 @@ for round in $(seq 1 $ROUNDS); do
 		for sys in $(rotate $((round - 1)) $(systems_for $bk)); do
 			if setup $sys $bk; then
 				for wl in $WORKLOADS; do
+					cpu_begin
 					if fio_run "$DEV" $wl; then
+						cpu_end $sys $bk $wl $round
 						echo "@@BEGIN $sys $bk $wl $round"
 						cat /tmp/fio.json
 						echo "@@END"
@@ -222,10 +255,13 @@ done
 if ! grep -q 'rl\.noscale' /proc/cmdline && slow_up; then
 	for round in $(seq 1 $ROUNDS); do
 		for n in $SCALE_NS; do
-			for sys in $(rotate $((round - 1)) rust_loop loop.ko dm-linear); do
+			# shellcheck disable=SC2086
+			for sys in $(rotate $((round - 1)) rust_loop $ALT loop.ko dm-linear); do
 				if scale_setup $sys $n; then
+					cpu_begin
 					# shellcheck disable=SC2086
 					if scale_run $SDEVS; then
+						cpu_end $sys nullb-5ms randread-4k-qd32-x$n $round
 						echo "@@BEGIN $sys nullb-5ms randread-4k-qd32-x$n $round"
 						cat /tmp/fio.json
 						echo "@@END"
@@ -255,9 +291,9 @@ meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 # are counted as free here (/proc/zoneinfo's pageset counts).
 pcp_kib() { awk '$1 == "count:" {s += $2} END {print s * 4}' /proc/zoneinfo; }
 used_kib() { echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(pcp_kib) - $(meminfo Cached) - $(meminfo Buffers))); }
-for sys in rust_loop loop.ko; do
+for sys in rust_loop $ALT loop.ko; do
 	unload_loops
-	if [ $sys = rust_loop ]; then insmod $KO/rust_loop.ko max_loop=0; else insmod $KO/loop.ko max_loop=0; fi
+	load_loop $sys max_loop=0
 	sync; echo 3 >/proc/sys/vm/drop_caches
 	u0=$(used_kib) s0=$(meminfo Slab)
 	t0=$(now_us)
