@@ -118,20 +118,18 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // a swap-in nor a swap-out can be waited for), with NOIO allocations. The pages
     // it fills are charged to the caller's memcg, so a kworker (writeback) hands
     // the write to the worker, which charges the request's cgroup.
-    if let (Route::File, Op::Write, true, true) = (
-        route,
-        op,
-        b.inline_write,
-        alone && b.worker.idle() && !in_kernel_thread(),
-    ) {
-        if b.file
+    if matches!((route, op), (Route::File, Op::Write))
+        && b.inline_write
+        && alone
+        && b.worker.idle()
+        && !in_kernel_thread()
+        && b.file
             .shmem_resident(rq.pos() + b.offset, rq.len() as usize)
-        {
-            let res = noio(|| write_all(dev, &b, &rq)).map_err(io_error);
-            dev.stats.inline.fetch_add(1, Ordering::Relaxed);
-            complete(rq, res);
-            return;
-        }
+    {
+        let res = noio(|| write_all(dev, &b, &rq)).map_err(io_error);
+        dev.stats.inline.fetch_add(1, Ordering::Relaxed);
+        complete(rq, res);
+        return;
     }
     if let Some(flags) = inline_read {
         match noio(|| read_from(dev, &b, &rq, 0, flags)) {
