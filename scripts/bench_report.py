@@ -17,6 +17,7 @@ import sys
 
 def parse(path):
     recs, na, mem, cpu, done = [], [], [], {}, False
+    lat, irq = {}, {}
     cur, buf = None, []
     with open(path, errors="replace") as f:
         for line in f:
@@ -39,12 +40,18 @@ def parse(path):
             elif line.startswith("@@CPU "):
                 p = line.split()
                 cpu[tuple(p[1:5])] = [int(x) for x in p[5:9]]
+            elif line.startswith("@@LAT "):
+                p = line.split()
+                lat[tuple(p[1:5])] = [int(x) for x in p[5:9]]
+            elif line.startswith("@@IRQ "):
+                p = line.split()
+                irq[tuple(p[1:5])] = [int(x) for x in p[5:8]]
             elif line.startswith("@@MEM "):
                 p = line.split()
                 mem.append((p[1], p[2], float(p[3])))
             elif line.startswith("@@DONE"):
                 done = True
-    return recs, na, mem, cpu, done
+    return recs, na, mem, cpu, lat, irq, done
 
 
 def metrics(job):
@@ -80,10 +87,26 @@ def per_io(m, c):
             "cpu_us_per_io": busy * 1e6 / USER_HZ / ios, "cpu_busy": busy / total}
 
 
+def waits(m, lat, irq):
+    """Where a request of the scale scenario waits (diskstats of the loop devices
+    and of the backing null_blk): milliseconds per read at each, requests in
+    flight at the loop devices (Little's law), and local timer interrupts per I/O
+    (/proc/interrupts LOC: the null_blk completions arrive on timers)."""
+    out = {}
+    if lat:
+        br, bms, dr, dms = lat
+        if br and dr:
+            out.update({"backing_ms": bms / br, "device_ms": dms / dr,
+                        "in_flight": m.get("iops", 0) * dms / dr / 1000})
+    if irq and m.get("ios"):
+        out["timer_irq_per_io"] = irq[0] / m["ios"]
+    return out
+
+
 def main():
     results, outdir, accel = sys.argv[1], sys.argv[2], sys.argv[3]
     ktap = "--ktap" in sys.argv
-    recs, na, mem, cpu, done = parse(results)
+    recs, na, mem, cpu, lat, irq, done = parse(results)
     rows = {}
     records = []
     for (system, backing, wl, rnd), js in recs:
@@ -91,6 +114,7 @@ def main():
         c = cpu.get((system, backing, wl, rnd))
         if c:
             m.update(per_io(m, c))
+        m.update(waits(m, lat.get((system, backing, wl, rnd)), irq.get((system, backing, wl, rnd))))
         for k, v in m.items():
             records.append({"system": system, "backing": backing, "workload": wl,
                             "round": int(rnd), "metric": k, "value": v})
@@ -186,6 +210,22 @@ def main():
                 if any(c != "-" for c in cells):
                     lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>30}" for c in cells))
         lines.append("(context switches per I/O / CPU microseconds per I/O / share of the guest's CPU busy)")
+    if any("device_ms" in m for lst in rows.values() for m in lst):
+        lines.append("")
+        lines.append(f"{'where requests wait':32} " + " ".join(
+            f"{s + ' inflight/dev/back ms/tirq':>34}" for s in cost_sys))
+        for b in backings:
+            for w in wls:
+                cells = []
+                for s in cost_sys:
+                    lst = [m for m in rows.get((b, w, s), []) if "device_ms" in m]
+                    cells.append(f"{med(lst, 'in_flight'):.0f}/{med(lst, 'device_ms'):.1f}/"
+                                 f"{med(lst, 'backing_ms'):.1f}/{med(lst, 'timer_irq_per_io'):.2f}"
+                                 if lst else "-")
+                if any(c != "-" for c in cells):
+                    lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>34}" for c in cells))
+        lines.append("(requests in flight at the loop devices / ms per read there / ms per read at the"
+                     " backing null_blk / local timer interrupts per I/O; medians over rounds)")
     for system, metric, v in mem:
         lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
     for s, b, r in na:
