@@ -48,9 +48,8 @@ const PROBE_EVERY: u32 = 64;
 
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
-/// A request to a block-device backing is remapped here at any depth (a clone and
-/// a submission cost less than the hand-off). When the request is alone in flight
-/// (queue depth 1, where the hand-off would be most of the cost):
+/// When the request is alone in flight (queue depth 1, where the hand-off would be
+/// most of the cost):
 /// - direct I/O is submitted asynchronously right here with `IOCB_NOWAIT` and
 ///   completes in `aio_done`; a filesystem that would block gets it resubmitted,
 ///   blocking, by the worker;
@@ -86,9 +85,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             complete(rq, Err(EIO));
             return;
         }
-        // A remap is a clone and a submission, cheaper than the hand-off at any
-        // depth: only a plug flush sends it to the worker.
-        Route::Remap(pool) if !plugged() => {
+        Route::Remap(pool) if submit_inline => {
             crate::bio_remap::submit(rq, pool, &b.file, b.offset);
             return;
         }
@@ -252,7 +249,8 @@ fn handle(p: Pending) {
     };
     match route(&b, rq.op()) {
         Route::ReadOnly => complete(rq, Err(EIO)),
-        // Requests that came in under a plug flush.
+        // At depth the worker remaps, so the submitter's CPU and this one share
+        // the work.
         Route::Remap(pool) => crate::bio_remap::submit(rq, pool, &b.file, b.offset),
         // The rest of a direct I/O request, now allowed to block in submission.
         Route::DirectIo(dir) => {
