@@ -196,36 +196,31 @@ def main():
                  " per-round ratios [min-max]; -j4: 4 jobs on one device; nullb-5ms -xN: N busy devices)")
     # Where the time goes: per I/O, medians over the rounds.
     cost_sys = [s for s in systems if s not in ("ublk", "raw")]
-    if any("cpu_us_per_io" in m for lst in rows.values() for m in lst):
+    def block(key, title, head, width, cell, legend):
+        """One cost block: a cell per system for each cell of the table that has
+        `key` in some round (medians over the rounds)."""
+        if not any(key in m for lst in rows.values() for m in lst):
+            return
         lines.append("")
-        lines.append(f"{'per I/O (guest /proc/stat)':32} " + " ".join(
-            f"{s + ' ctxt/cpu_us/busy':>30}" for s in cost_sys))
+        lines.append(f"{title:32} " + " ".join(f"{s + ' ' + head:>{width}}" for s in cost_sys))
         for b in backings:
             for w in wls:
                 cells = []
                 for s in cost_sys:
-                    lst = [m for m in rows.get((b, w, s), []) if "cpu_us_per_io" in m]
-                    cells.append(f"{med(lst, 'ctxt_per_io'):.2f}/{med(lst, 'cpu_us_per_io'):.0f}/"
-                                 f"{med(lst, 'cpu_busy') * 100:.0f}%" if lst else "-")
+                    lst = [m for m in rows.get((b, w, s), []) if key in m]
+                    cells.append(cell(lambda k: med(lst, k)) if lst else "-")
                 if any(c != "-" for c in cells):
-                    lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>30}" for c in cells))
-        lines.append("(context switches per I/O / CPU microseconds per I/O / share of the guest's CPU busy)")
-    if any("device_ms" in m for lst in rows.values() for m in lst):
-        lines.append("")
-        lines.append(f"{'where requests wait':32} " + " ".join(
-            f"{s + ' inflight/dev/back ms/tirq':>34}" for s in cost_sys))
-        for b in backings:
-            for w in wls:
-                cells = []
-                for s in cost_sys:
-                    lst = [m for m in rows.get((b, w, s), []) if "device_ms" in m]
-                    cells.append(f"{med(lst, 'in_flight'):.0f}/{med(lst, 'device_ms'):.1f}/"
-                                 f"{med(lst, 'backing_ms'):.1f}/{med(lst, 'timer_irq_per_io'):.2f}"
-                                 if lst else "-")
-                if any(c != "-" for c in cells):
-                    lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>34}" for c in cells))
-        lines.append("(requests in flight at the loop devices / ms per read there / ms per read at the"
-                     " backing null_blk / local timer interrupts per I/O; medians over rounds)")
+                    lines.append(f"{b:9} {w:22} " + " ".join(f"{c:>{width}}" for c in cells))
+        lines.append(legend)
+
+    block("cpu_us_per_io", "per I/O (guest /proc/stat)", "ctxt/cpu_us/busy", 30,
+          lambda m: f"{m('ctxt_per_io'):.2f}/{m('cpu_us_per_io'):.0f}/{m('cpu_busy') * 100:.0f}%",
+          "(context switches per I/O / CPU microseconds per I/O / share of the guest's CPU busy)")
+    block("device_ms", "where requests wait", "inflight/dev/back ms/tirq", 34,
+          lambda m: f"{m('in_flight'):.0f}/{m('device_ms'):.1f}/{m('backing_ms'):.1f}/"
+                    f"{m('timer_irq_per_io'):.2f}",
+          "(requests in flight at the loop devices / ms per read there / ms per read at the"
+          " backing null_blk / local timer interrupts per I/O; medians over rounds)")
     for system, metric, v in mem:
         lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
     for s, b, r in na:
