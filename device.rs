@@ -65,6 +65,9 @@ pub(crate) struct LoopDevice {
     pub(crate) inflight: AtomicUsize,
     /// Requests found alone in flight (see `transfer::queue_rq`).
     pub(crate) streak: AtomicU32,
+    /// Requests that still go to the worker though they find the queue empty,
+    /// because a recent one found others in flight (see `transfer::queue_rq`).
+    pub(crate) pipeline: AtomicU32,
 }
 
 impl LoopDevice {
@@ -77,6 +80,7 @@ impl LoopDevice {
                 stats: Stats::default(),
                 inflight: AtomicUsize::new(0),
                 streak: AtomicU32::new(0),
+                pipeline: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )

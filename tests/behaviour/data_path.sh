@@ -64,6 +64,31 @@ test_tmpfs_writes_complete_without_handoff() {
 	assert_eq data "$(sha256sum <"$WORK/in" | cut -c1-16)" "$(filesum "$img" $((128 * 4096)) 1048576)"
 }
 
+# At depth the worker takes the requests, so the submitter's CPU and the worker's
+# overlap: a worker that drains the queue faster than the submitter refills it
+# must not turn the rest into inline requests done one after another in the
+# submitter's context (what rust_loop did before its pipeline rule: on 2 vCPUs
+# one CPU busy at depth 32, where loop.ko keeps both).
+test_a_deep_submitter_keeps_the_worker() {
+	need_stats
+	local img dev i0 r0 n r
+	img=$(mkimg deep.img 4M)
+	pattern "$img" 0 4194304 5
+	dev=$(losetup -f --show "$img")
+	i0=$(stat_of "$dev" inline) r0=$(stat_of "$dev" requests)
+	fio --name=deep --filename="$dev" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+		--iodepth=32 --io_size=8m --norandommap --randrepeat=0 --output=/dev/null ||
+		fail "fio at depth 32 failed"
+	n=$(($(stat_of "$dev" inline) - i0)) r=$(($(stat_of "$dev" requests) - r0))
+	[ $r -ge 2048 ] || fail "only $r requests for 8 MiB of 4 KiB reads"
+	[ $((n * 4)) -le $r ] || fail "$n of $r requests at depth 32 done inline (more than a quarter)"
+	# The same device at depth 1 afterwards: inline again.
+	i0=$(stat_of "$dev" inline)
+	dd if="$dev" of=/dev/null bs=4k count=256 iflag=direct status=none
+	n=$(($(stat_of "$dev" inline) - i0))
+	[ $n -ge 200 ] || fail "inline completions at depth 1 after depth 32: $n of 256"
+}
+
 test_read_past_shrunk_file_fails_with_eio() {
 	local img dev
 	img=$(mkimg a.img 4M)
