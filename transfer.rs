@@ -51,7 +51,8 @@ const PROBE_EVERY: u32 = 64;
 /// with every request that finds another in flight, while a depth-1 reader that
 /// follows a burst (the partition scan's reads at attach find each other in flight)
 /// gives only this many to the worker. 64 cost such a reader a quarter of its first
-/// 256 requests; 16 is what a depth-32 submitter needs to keep the worker.
+/// 256 requests; 16 kept a depth-32 submitter on the worker as well as 64 did
+/// (test `a_deep_submitter_keeps_the_worker`, docs/benchmark.md).
 const PIPELINE: u32 = 16;
 
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
@@ -84,8 +85,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // benchmark's busy share at depth 32 was 49-58% on 2 vCPUs against loop.ko's
     // 77-80%). A submitter at depth 1 waits for each request, so no request of its
     // finds another in flight and it stays inline.
-    let queued = dev.start_request();
-    let alone = if queued > 0 {
+    let alone = if dev.start_request() > 0 {
         dev.pipeline.store(PIPELINE, Ordering::Relaxed);
         false
     } else {
