@@ -360,7 +360,7 @@ impl Worker {
 
     pub(crate) fn push(this: &Arc<Self>, p: Pending) {
         this.queued.fetch_add(1, Ordering::Relaxed);
-        {
+        let was_empty = {
             let mut q = this.pending.lock();
             // A device with more than `hw_queue_depth` requests in flight (the
             // shared tag set lets a busy device have more): grow without sleeping.
@@ -372,10 +372,17 @@ impl Worker {
                 complete(p.rq, Err(ENOMEM));
                 return;
             }
+            let was_empty = q.is_empty();
             // Cannot fail: there is room.
             let _ = q.push_within_capacity(p);
+            was_empty
+        };
+        // A list that was not empty already has a run of the work coming for it:
+        // the work function takes the list under this lock until it finds it
+        // empty. So only the request that makes it non-empty queues the work.
+        if was_empty {
+            let _ = this.wq.enqueue(this.clone());
         }
-        let _ = this.wq.enqueue(this.clone());
     }
 
     /// Runs `run_batch` on each batch of requests handed over until none is left.

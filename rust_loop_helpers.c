@@ -239,6 +239,11 @@ dev_t rust_loop_file_rdev(struct file *file)
 	return file_inode(file)->i_rdev;
 }
 
+struct block_device *rust_loop_file_bdev(struct file *file)
+{
+	return S_ISBLK(file_inode(file)->i_mode) ? file_bdev(file) : NULL;
+}
+
 struct block_device *rust_loop_file_sb_bdev(struct file *file)
 {
 	return file_inode(file)->i_sb->s_bdev;

@@ -38,6 +38,7 @@ bool rust_loop_file_has_fsync(struct file *file);
 bool rust_loop_file_has_fallocate(struct file *file);
 umode_t rust_loop_file_mode(struct file *file);
 dev_t rust_loop_file_rdev(struct file *file);
+struct block_device *rust_loop_file_bdev(struct file *file);
 struct block_device *rust_loop_file_sb_bdev(struct file *file);
 void rust_loop_mapping_restrict_gfp(struct file *file, gfp_t *saved);
 void rust_loop_mapping_set_gfp(struct file *file, gfp_t gfp);

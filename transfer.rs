@@ -28,14 +28,15 @@ impl WorkItem for Worker {
     fn run(this: Arc<Worker>) {
         noio(|| {
             this.drain(|batch| {
+                // Every request of a batch is in flight, and a binding is replaced
+                // only while none is (the queue frozen, or no opener left): one
+                // lookup serves the whole batch.
+                let b = batch.first().and_then(|p| p.rq.data().binding());
                 // One plug per batch: the backing device gets the batch's clones
                 // and direct I/O bios together (one doorbell), not one by one.
                 with_plug(|| {
                     for p in batch.drain_all() {
-                        // The submitter's cgroups pay for the I/O and the page cache
-                        // this causes (io.max, memory.max), as with loop.ko.
-                        let _charge = Charge::enter(&p.rq);
-                        handle(p);
+                        handle(p, b.as_deref());
                     }
                 });
             })
@@ -269,25 +270,31 @@ fn write_all(dev: &LoopDevice, b: &Binding, rq: &Request<LoopDevice>) -> Result 
     Ok(())
 }
 
-fn handle(p: Pending) {
+/// Carries out a request handed to the worker, with the device's binding `b`.
+fn handle(p: Pending, b: Option<&Binding>) {
     let rq = p.rq;
     let dev = rq.data();
-    let Some(b) = dev.binding() else {
+    let Some(b) = b else {
         complete(rq, Err(EIO));
         return;
     };
-    match route(&b, rq.op()) {
+    match route(b, rq.op()) {
         Route::ReadOnly => complete(rq, Err(EIO)),
         // At depth the worker remaps, so the submitter's CPU and this one share
-        // the work.
+        // the work. No charge needed: each clone carries its original's blkcg
+        // (`bio_alloc_clone`), and a clone allocates no page cache.
         Route::Remap(pool) => crate::bio_remap::submit(rq, pool, &b.file, b.offset),
         // The rest of a direct I/O request, now allowed to block in submission.
+        // Here and below the submitter's cgroups pay for the I/O and the page cache
+        // it causes (io.max, memory.max), as with loop.ko.
         Route::DirectIo(dir) => {
+            let _charge = Charge::enter(&rq);
             let pos = rq.pos() + b.offset;
             rq.submit_dio(&b.file, pos, dir, p.done, false);
         }
         Route::File => {
-            let res = do_request(dev, &b, &rq, p.done);
+            let _charge = Charge::enter(&rq);
+            let res = do_request(dev, b, &rq, p.done);
             complete(rq, res);
         }
     }

@@ -138,7 +138,7 @@ unsafe fn put<T: AioDone>(cmd: *mut Cmd) {
         ManuallyDrop::drop(&mut (*cmd).bvecs);
         let res = (*cmd).res.load(Ordering::Relaxed);
         let base = (*cmd).base;
-        let rq = Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(cmd.cast()));
+        let rq = Request::<T>::from_raw(Pdu::request(cmd));
         let r = if res < 0 {
             Err(Error::from_errno(res as i32))
         } else {

@@ -10,7 +10,7 @@
 //! instead of failing).
 
 use super::blk::{DiskOps, Pdu, Request};
-use super::file::{BackingFile, FileKind};
+use super::file::BackingFile;
 use crate::kapi::helpers::*;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -26,8 +26,12 @@ pub(crate) trait RemapDone: DiskOps {
 ///
 /// # Invariants
 ///
-/// `0` was initialised by `bioset_init` and is torn down in `drop`.
-pub(crate) struct BioSet(Pin<KBox<Opaque<bindings::bio_set>>>);
+/// `set` was initialised by `bioset_init` and is torn down in `drop`.
+pub(crate) struct BioSet {
+    set: Pin<KBox<Opaque<bindings::bio_set>>>,
+    /// `GFP_NOIO`, read once (a macro the bindings do not carry).
+    gfp: bindings::gfp_t,
+}
 
 // SAFETY: bio_sets are used from any context by the block layer.
 unsafe impl Send for BioSet {}
@@ -41,7 +45,11 @@ impl BioSet {
         // SAFETY: `bs` is zeroed, pinned memory for a `bio_set`.
         to_result(unsafe { bindings::bioset_init(bs.get(), bindings::BIO_POOL_SIZE, 0, 0) })?;
         // INVARIANT: initialised above.
-        Ok(Self(bs))
+        Ok(Self {
+            set: bs,
+            // SAFETY: Returns a constant.
+            gfp: unsafe { rust_loop_gfp_noio() },
+        })
     }
 }
 
@@ -49,7 +57,7 @@ impl Drop for BioSet {
     fn drop(&mut self) {
         // SAFETY: By the invariant the set is initialised; every clone from it has
         // completed (the device's queue was frozen before its binding was dropped).
-        unsafe { bindings::bioset_exit(self.0.get()) }
+        unsafe { bindings::bioset_exit(self.set.get()) }
     }
 }
 
@@ -75,13 +83,16 @@ pub(crate) struct BlockDevice<'a> {
 impl BackingFile {
     /// The block device behind this file, if it is a block device file.
     pub(crate) fn block_device(&self) -> Option<BlockDevice<'_>> {
-        if !matches!(self.kind(), FileKind::Block(..)) {
+        // SAFETY: `self` is open; the helper returns `file_bdev` of a block device
+        // file and NULL for any other file (one call: this is on the I/O path).
+        let bdev = unsafe { rust_loop_file_bdev(self.raw()) };
+        if bdev.is_null() {
             return None;
         }
-        // INVARIANT: a block device file, open while `self` is borrowed.
+        // INVARIANT: the block device of a block device file, open while `self` is
+        // borrowed.
         Some(BlockDevice {
-            // SAFETY: `self` is an open block device file.
-            bdev: unsafe { bindings::file_bdev(self.raw()) },
+            bdev,
             _file: PhantomData,
         })
     }
@@ -142,7 +153,7 @@ impl<T: RemapDone> Request<T> {
             );
             let mut bio = (*rq).bio;
             while !bio.is_null() {
-                let clone = bindings::bio_alloc_clone(bdev, bio, rust_loop_gfp_noio(), bs.0.get());
+                let clone = bindings::bio_alloc_clone(bdev, bio, bs.gfp, bs.set.get());
                 if clone.is_null() {
                     (*st)
                         .err
@@ -192,7 +203,7 @@ unsafe fn put<T: RemapDone>(st: *mut Remap) {
             return;
         }
         let e = (*st).err.load(Ordering::Relaxed);
-        let rq = Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(st.cast()));
+        let rq = Request::<T>::from_raw(Pdu::request(st));
         T::remap_done(
             rq,
             if e == 0 {

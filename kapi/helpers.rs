@@ -51,6 +51,7 @@ extern "C" {
     pub(super) fn rust_loop_file_has_fallocate(file: *mut bindings::file) -> bool;
     pub(super) fn rust_loop_file_mode(file: *mut bindings::file) -> bindings::umode_t;
     pub(super) fn rust_loop_file_rdev(file: *mut bindings::file) -> bindings::dev_t;
+    pub(super) fn rust_loop_file_bdev(file: *mut bindings::file) -> *mut bindings::block_device;
     pub(super) fn rust_loop_file_sb_bdev(file: *mut bindings::file) -> *mut bindings::block_device;
     pub(super) fn rust_loop_mapping_restrict_gfp(
         file: *mut bindings::file,

@@ -30,7 +30,7 @@ impl Pdu {
     pub(crate) unsafe fn dio(rq: *mut bindings::request) -> *mut crate::kapi::aio::Cmd {
         // SAFETY: By the caller's contract the PDU is a `Pdu`; a `repr(C)` union's
         // fields start at its start, and `ManuallyDrop` is `repr(transparent)`.
-        unsafe { (&raw mut (*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu>()).dio).cast() }
+        unsafe { (&raw mut (*Self::of(rq)).dio).cast() }
     }
 
     /// The remap state in the PDU of `rq`.
@@ -40,7 +40,30 @@ impl Pdu {
     /// As [`Pdu::dio`].
     pub(crate) unsafe fn remap(rq: *mut bindings::request) -> *mut crate::kapi::bio::Remap {
         // SAFETY: As in `dio`.
-        unsafe { (&raw mut (*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu>()).remap).cast() }
+        unsafe { (&raw mut (*Self::of(rq)).remap).cast() }
+    }
+
+    /// The PDU of `rq`: blk-mq places it right after the request
+    /// (`blk_mq_rq_to_pdu`, computed here instead of called: this is on the I/O path).
+    ///
+    /// # Safety
+    ///
+    /// As [`Pdu::dio`].
+    unsafe fn of(rq: *mut bindings::request) -> *mut Pdu {
+        // SAFETY: By the caller's contract `rq` is a request of a tag set whose
+        // `cmd_size` is a `Pdu`, which blk-mq allocates right after it.
+        unsafe { rq.add(1).cast() }
+    }
+
+    /// The request whose PDU starts at `pdu` (`blk_mq_rq_from_pdu`).
+    ///
+    /// # Safety
+    ///
+    /// `pdu` points to the start of the PDU of a request of a tag set made with
+    /// [`Pdu::SIZE`] (where `dio` and `remap` are).
+    pub(crate) unsafe fn request<P>(pdu: *mut P) -> *mut bindings::request {
+        // SAFETY: By the caller's contract the request lies right before its PDU.
+        unsafe { pdu.cast::<bindings::request>().sub(1) }
     }
 }
 
