@@ -45,7 +45,7 @@ def parse(path):
                 lat[tuple(p[1:5])] = [int(x) for x in p[5:9]]
             elif line.startswith("@@IRQ "):
                 p = line.split()
-                irq[tuple(p[1:5])] = [int(x) for x in p[5:8]]
+                irq[tuple(p[1:5])] = [int(x) for x in p[5:9]]
             elif line.startswith("@@MEM "):
                 p = line.split()
                 mem.append((p[1], p[2], float(p[3])))
@@ -87,20 +87,31 @@ def per_io(m, c):
             "cpu_us_per_io": busy * 1e6 / USER_HZ / ios, "cpu_busy": busy / total}
 
 
-def waits(m, lat, irq):
+def waits(m, lat):
     """Where a request of the scale scenario waits (diskstats of the loop devices
-    and of the backing null_blk): milliseconds per read at each, requests in
-    flight at the loop devices (Little's law), and local timer interrupts per I/O
-    (/proc/interrupts LOC: the null_blk completions arrive on timers)."""
+    and of the backing null_blk): milliseconds per read at each, and requests in
+    flight at the loop devices (Little's law)."""
     out = {}
     if lat:
         br, bms, dr, dms = lat
         if br and dr:
             out.update({"backing_ms": bms / br, "device_ms": dms / dr,
                         "in_flight": m.get("iops", 0) * dms / dr / 1000})
-    if irq and m.get("ios"):
-        out["timer_irq_per_io"] = irq[0] / m["ios"]
     return out
+
+
+def irqs_per_io(m, irq):
+    """Local timer interrupts, rescheduling IPIs, function-call IPIs and TLB
+    shootdowns per I/O over one fio run (/proc/interrupts LOC, RES, CAL, TLB),
+    for every cell: under TCG each interrupt takes the vCPU out of its
+    translated code, so a difference here costs real time beyond its
+    instructions."""
+    if not irq or not m.get("ios"):
+        return {}
+    loc, res, cal, tlb = (irq + [0] * 4)[:4]
+    ios = m["ios"]
+    return {"timer_irq_per_io": loc / ios, "resched_ipi_per_io": res / ios,
+            "call_ipi_per_io": cal / ios, "tlb_ipi_per_io": tlb / ios}
 
 
 def main():
@@ -114,7 +125,8 @@ def main():
         c = cpu.get((system, backing, wl, rnd))
         if c:
             m.update(per_io(m, c))
-        m.update(waits(m, lat.get((system, backing, wl, rnd)), irq.get((system, backing, wl, rnd))))
+        m.update(waits(m, lat.get((system, backing, wl, rnd))))
+        m.update(irqs_per_io(m, irq.get((system, backing, wl, rnd))))
         for k, v in m.items():
             records.append({"system": system, "backing": backing, "workload": wl,
                             "round": int(rnd), "metric": k, "value": v})
@@ -221,6 +233,11 @@ def main():
                     f"{m('timer_irq_per_io'):.2f}",
           "(requests in flight at the loop devices / ms per read there / ms per read at the"
           " backing null_blk / local timer interrupts per I/O; medians over rounds)")
+    block("timer_irq_per_io", "interrupts per I/O", "timer/resched/call/tlb", 34,
+          lambda m: f"{m('timer_irq_per_io'):.2f}/{m('resched_ipi_per_io'):.2f}/"
+                    f"{m('call_ipi_per_io'):.2f}/{m('tlb_ipi_per_io'):.2f}",
+          "(/proc/interrupts over the run, per I/O: local timer (LOC), rescheduling IPIs"
+          " (RES), function-call IPIs (CAL), TLB shootdowns (TLB); medians over rounds)")
     for system, metric, v in mem:
         lines.append(f"memory/time {system:10} {metric:32} {v:10.3f}")
     for s, b, r in na:

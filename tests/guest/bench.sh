@@ -10,7 +10,7 @@
 #         /proc/stat over that fio run: context switches, interrupts, CPU time)
 #   @@LAT system backing workload round backing_reads backing_ms device_reads device_ms
 #         (scale scenario: diskstats of the null_blk and of the loop devices)
-#   @@IRQ system backing workload round LOC RES CAL  (/proc/interrupts over the run)
+#   @@IRQ system backing workload round LOC RES CAL TLB  (/proc/interrupts over the run)
 # Usage: bench.sh QUICK(0|1)
 quick=${1:-0}
 KO=/tests/ko
@@ -63,7 +63,7 @@ cpu_snap() {
 		END {print c, i, b, a}' /proc/stat
 }
 CPU0=
-cpu_begin() { CPU0=$(cpu_snap); }
+cpu_begin() { CPU0=$(cpu_snap); IRQ0=$(irq_snap); }
 
 # Reads completed and milliseconds spent on them (diskstats), summed over the
 # named block devices: where a request waits, on the backing device or above it.
@@ -71,11 +71,12 @@ disk_snap() {
 	local d
 	for d in "$@"; do cat "/sys/block/${d##*/}/stat"; done | awk '{r += $1; t += $4} END {print r + 0, t + 0}'
 }
-disk_begin() { DISK0="$(disk_snap rlslow) $(disk_snap "$@")"; IRQ0=$(irq_snap); }
-# Local timer interrupts, rescheduling and function-call IPIs (/proc/interrupts).
+disk_begin() { DISK0="$(disk_snap rlslow) $(disk_snap "$@")"; }
+# Local timer interrupts, rescheduling and function-call IPIs, TLB shootdowns
+# (/proc/interrupts).
 irq_snap() {
-	awk '$1 == "LOC:" || $1 == "RES:" || $1 == "CAL:" {s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; v[$1] = s}
-		END {print v["LOC:"] + 0, v["RES:"] + 0, v["CAL:"] + 0}' /proc/interrupts
+	awk '$1 == "LOC:" || $1 == "RES:" || $1 == "CAL:" || $1 == "TLB:" {s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; v[$1] = s}
+		END {print v["LOC:"] + 0, v["RES:"] + 0, v["CAL:"] + 0, v["TLB:"] + 0}' /proc/interrupts
 }
 disk_end() { # system workload round devices...: @@LAT backing reads ms, devices reads ms
 	local sys=$1 wl=$2 round=$3 r0 t0 r1 t1 R0 T0 R1 T1
@@ -83,15 +84,15 @@ disk_end() { # system workload round devices...: @@LAT backing reads ms, devices
 	read -r r0 t0 R0 T0 <<<"$DISK0"
 	read -r r1 t1 R1 T1 <<<"$(disk_snap rlslow) $(disk_snap "$@")"
 	echo "@@LAT $sys nullb-5ms $wl $round $((r1 - r0)) $((t1 - t0)) $((R1 - R0)) $((T1 - T0))"
-	read -r r0 t0 R0 <<<"$IRQ0"
-	read -r r1 t1 R1 <<<"$(irq_snap)"
-	echo "@@IRQ $sys nullb-5ms $wl $round $((r1 - r0)) $((t1 - t0)) $((R1 - R0))"
 }
 cpu_end() { # system backing workload round
 	local c0 i0 b0 a0 c1 i1 b1 a1
 	read -r c0 i0 b0 a0 <<<"$CPU0"
 	read -r c1 i1 b1 a1 <<<"$(cpu_snap)"
 	echo "@@CPU $1 $2 $3 $4 $((c1 - c0)) $((i1 - i0)) $((b1 - b0)) $((a1 - a0))"
+	read -r c0 i0 b0 a0 <<<"$IRQ0"
+	read -r c1 i1 b1 a1 <<<"$(irq_snap)"
+	echo "@@IRQ $1 $2 $3 $4 $((c1 - c0)) $((i1 - i0)) $((b1 - b0)) $((a1 - a0))"
 }
 
 unload_loops() {
