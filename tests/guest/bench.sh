@@ -62,7 +62,7 @@ cpu_snap() {
 		$1 == "ctxt" {c = $2} $1 == "intr" {i = $2}
 		END {print c, i, b, a}' /proc/stat
 }
-CPU0=
+CPU0= IRQ0=
 cpu_begin() { CPU0=$(cpu_snap); IRQ0=$(irq_snap); }
 
 # Reads completed and milliseconds spent on them (diskstats), summed over the
@@ -90,9 +90,10 @@ cpu_end() { # system backing workload round
 	read -r c0 i0 b0 a0 <<<"$CPU0"
 	read -r c1 i1 b1 a1 <<<"$(cpu_snap)"
 	echo "@@CPU $1 $2 $3 $4 $((c1 - c0)) $((i1 - i0)) $((b1 - b0)) $((a1 - a0))"
-	read -r c0 i0 b0 a0 <<<"$IRQ0"
-	read -r c1 i1 b1 a1 <<<"$(irq_snap)"
-	echo "@@IRQ $1 $2 $3 $4 $((c1 - c0)) $((i1 - i0)) $((b1 - b0)) $((a1 - a0))"
+	local l0 r0 f0 t0 l1 r1 f1 t1
+	read -r l0 r0 f0 t0 <<<"$IRQ0"
+	read -r l1 r1 f1 t1 <<<"$(irq_snap)"
+	echo "@@IRQ $1 $2 $3 $4 $((l1 - l0)) $((r1 - r0)) $((f1 - f0)) $((t1 - t0))"
 }
 
 unload_loops() {
