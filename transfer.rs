@@ -56,6 +56,10 @@ const PROBE_EVERY: u32 = 64;
 /// (test `a_deep_submitter_keeps_the_worker`, docs/benchmark.md).
 const PIPELINE: u32 = 16;
 
+/// Reads of at least this many bytes are copied by their submitter while the
+/// worker is busy with another request (see `queue_rq`).
+const SHARE_BYTES: u32 = 64 * 1024;
+
 /// blk-mq's `queue_rq`: what can finish without a hand-off does.
 ///
 /// When the request is alone in flight (queue depth 1, where the hand-off would be
@@ -66,6 +70,9 @@ const PIPELINE: u32 = 16;
 /// - a buffered read is tried here (`IOCB_NOWAIT`, or plain on tmpfs);
 /// - a write to tmpfs (a copy into memory) is done here when no page of its
 ///   range is swapped out and no swap slot is free.
+///
+/// With others in flight, a read of 64 KiB or more that the fast path can serve
+/// is copied here if the worker is busy with another request, so two CPUs copy.
 ///
 /// Everything else goes to the worker, which submits direct I/O asynchronously
 /// too, so many requests are in flight at higher queue depths.
@@ -122,10 +129,22 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         _ => {}
     }
     let mut done = 0;
+    // A large read while the worker is busy with another request: the submitter
+    // copies this one itself, so two CPUs copy. A hand-off costs more than a
+    // 4 KiB copy but much less than a 64 KiB one. Reads only: two writers to one
+    // file take turns on its inode lock, and the one that waits burns CPU
+    // spinning on it (tmpfs 1 MiB writes at depth 4 were 1.23x slower shared,
+    // reads 1.39x faster; docs/benchmark.md, session 13).
+    let share = !alone && op == Op::Read && rq.len() >= SHARE_BYTES && !b.worker.idle();
     // A blocking read here would be a deadlock if it waited for I/O: bios submitted
     // from ->queue_rq only go out after it returns. So inline reads are either
     // IOCB_NOWAIT or from shmem pages that are all in memory.
-    let inline_read = match (route, op, b.inline_read, alone && b.worker.idle()) {
+    let inline_read = match (
+        route,
+        op,
+        b.inline_read,
+        (alone && b.worker.idle()) || share,
+    ) {
         (Route::File, Op::Read, Some(flags), true)
             if flags != 0
                 || b.file
