@@ -5,7 +5,7 @@
 # (A B C, B C A, ...) so no system always runs first or right after another. Emits records to stdout:
 #   @@BEGIN system backing workload round  <fio JSON>  @@END
 #   @@NA system backing reason
-#   @@MEM system metric value
+#   @@MEM system metric value round
 #   @@CPU system backing workload round ctxt intr busy_ticks all_ticks  (the guest's
 #         /proc/stat over that fio run: context switches, interrupts, CPU time)
 #   @@LAT system backing workload round backing_reads backing_ms device_reads device_ms
@@ -323,35 +323,39 @@ meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 # are counted as free here (/proc/zoneinfo's pageset counts).
 pcp_kib() { awk '$1 == "count:" {s += $2} END {print s * 4}' /proc/zoneinfo; }
 used_kib() { echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(pcp_kib) - $(meminfo Cached) - $(meminfo Buffers))); }
-for sys in rust_loop $ALT loop.ko; do
-	unload_loops
-	load_loop $sys max_loop=0
-	sync; echo 3 >/proc/sys/vm/drop_caches
-	u0=$(used_kib) s0=$(meminfo Slab)
-	t0=$(now_us)
-	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-add $i >/dev/null; done
-	t1=$(now_us)
-	sync; echo 3 >/proc/sys/vm/drop_caches
-	u1=$(used_kib) s1=$(meminfo Slab)
-	echo "@@MEM $sys unattached_kib_per_device $(((u1 - u0) * 1000 / NDEV))e-3"
-	echo "@@MEM $sys unattached_slab_kib_per_device $(((s1 - s0) * 1000 / NDEV))e-3"
-	echo "@@MEM $sys add_ms_per_device $(((t1 - t0) / NDEV))e-3"
-	truncate -s 1M $B/tmp/small.img
-	t0=$(now_us)
-	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL set-fd /dev/loop$i $B/tmp/small.img >/dev/null; done
-	t1=$(now_us)
-	sync
-	u2=$(used_kib)
-	echo "@@MEM $sys attached_kib_per_device $(((u2 - u1) * 1000 / NATT))e-3"
-	echo "@@MEM $sys attach_ms_per_device $(((t1 - t0) / NATT))e-3"
-	t0=$(now_us)
-	for i in $(seq 0 $((NATT - 1))); do $LOOPCTL clr-fd /dev/loop$i >/dev/null; done
-	t1=$(now_us)
-	echo "@@MEM $sys detach_ms_per_device $(((t1 - t0) / NATT))e-3"
-	t0=$(now_us)
-	for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-remove $i >/dev/null; done
-	t1=$(now_us)
-	echo "@@MEM $sys remove_ms_per_device $(((t1 - t0) / NDEV))e-3"
-	unload_loops
+# Rounds like the fio cells, each starting with another system: the same module
+# measured twice in one boot differed by up to 1.4x (docs/benchmark.md).
+for r in $(seq 1 "$ROUNDS"); do
+	for sys in $(rotate $((r - 1)) rust_loop $ALT loop.ko); do
+		unload_loops
+		load_loop $sys max_loop=0
+		sync; echo 3 >/proc/sys/vm/drop_caches
+		u0=$(used_kib) s0=$(meminfo Slab)
+		t0=$(now_us)
+		for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-add $i >/dev/null; done
+		t1=$(now_us)
+		sync; echo 3 >/proc/sys/vm/drop_caches
+		u1=$(used_kib) s1=$(meminfo Slab)
+		echo "@@MEM $sys unattached_kib_per_device $(((u1 - u0) * 1000 / NDEV))e-3 $r"
+		echo "@@MEM $sys unattached_slab_kib_per_device $(((s1 - s0) * 1000 / NDEV))e-3 $r"
+		echo "@@MEM $sys add_ms_per_device $(((t1 - t0) / NDEV))e-3 $r"
+		truncate -s 1M $B/tmp/small.img
+		t0=$(now_us)
+		for i in $(seq 0 $((NATT - 1))); do $LOOPCTL set-fd /dev/loop$i $B/tmp/small.img >/dev/null; done
+		t1=$(now_us)
+		sync
+		u2=$(used_kib)
+		echo "@@MEM $sys attached_kib_per_device $(((u2 - u1) * 1000 / NATT))e-3 $r"
+		echo "@@MEM $sys attach_ms_per_device $(((t1 - t0) / NATT))e-3 $r"
+		t0=$(now_us)
+		for i in $(seq 0 $((NATT - 1))); do $LOOPCTL clr-fd /dev/loop$i >/dev/null; done
+		t1=$(now_us)
+		echo "@@MEM $sys detach_ms_per_device $(((t1 - t0) / NATT))e-3 $r"
+		t0=$(now_us)
+		for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-remove $i >/dev/null; done
+		t1=$(now_us)
+		echo "@@MEM $sys remove_ms_per_device $(((t1 - t0) / NDEV))e-3 $r"
+		unload_loops
+	done
 done
 echo "@@DONE"
