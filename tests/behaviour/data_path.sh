@@ -118,6 +118,7 @@ test_large_reads_at_depth_are_shared_with_the_submitters() {
 		assert_eq "reader $k" "$(filesum "$img" $((k * 16777216)) 16777216)" \
 			"$(sha256sum <"$WORK/part$k" | cut -c1-16)"
 	done
+	rm -f "$WORK"/part[0-3] "$img"
 	[ $r -ge 64 ] || fail "only $r requests for 64 MiB of 1 MiB reads"
 	[ $((n * 4)) -ge $r ] || fail "$n of $r large reads at depth done by their submitters (less than a quarter)"
 	[ $n -lt $r ] || fail "all $r large reads done by their submitters: the worker took none"
