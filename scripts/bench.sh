@@ -18,6 +18,16 @@ mkdir -p "$out"
 raw=$RL_ROOT/.out/bench-raw$([ "${QUICK:-0}" = 1 ] && echo -quick || true)
 rm -rf "$raw"
 mkdir -p "$raw"
+# The virtio disk's image on the host's tmpfs: on the host's own disk its pages,
+# written back by the host at times of its choosing, slowed whichever cell ran
+# then (docs/benchmark.md, "Session 14"). VDISK= keeps another place.
+vdisk_tmp=
+if [ -z "${VDISK:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	vdisk_tmp=$(mktemp /dev/shm/rust_loop-vdisk.XXXXXX)
+	trap 'rm -f "$vdisk_tmp"' EXIT
+	truncate -s 512M "$vdisk_tmp"
+	export VDISK=$vdisk_tmp
+fi
 QUICK=${QUICK:-0} GUEST_TIMEOUT=${GUEST_TIMEOUT:-$([ "${QUICK:-0}" = 1 ] && echo 900 || echo 5000)} \
 	"$RL_ROOT/scripts/guest.sh" bench "$raw" || true
 accel=${ACCEL:-tcg}

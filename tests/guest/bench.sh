@@ -22,7 +22,11 @@ ALT=
 if [ "$quick" = 1 ]; then
 	RT=1 SIZE=16 ROUNDS=1 NDEV=1000 NATT=20
 else
-	RT=${BENCH_RUNTIME:-5} SIZE=256 ROUNDS=${BENCH_ROUNDS:-3} NDEV=1000 NATT=100
+	# Five rounds of 3 s, not three of 5 s: the host's speed drifts between runs
+	# (the virtio cells swing 1.5x between rounds for every system, dm-linear and
+	# the raw device included), so more rounds give a steadier median for the same
+	# fio time (docs/benchmark.md, "Session 14").
+	RT=${BENCH_RUNTIME:-3} SIZE=256 ROUNDS=${BENCH_ROUNDS:-5} NDEV=1000 NATT=100
 fi
 # Overrides from the kernel command line (BENCH_BACKINGS / BENCH_RUNTIME on the host).
 cl_bb=$(sed -n 's/.*rl\.bb=\([a-z0-9,-]*\).*/\1/p' /proc/cmdline | tr , ' ')
