@@ -284,7 +284,9 @@ for round in $(seq 1 $ROUNDS); do
 	done
 done
 
-if ! grep -q 'rl\.noscale' /proc/cmdline && slow_up; then
+if grep -q 'rl\.noscale' /proc/cmdline; then
+	: # BENCH_SCALE=0: no scale scenario asked for
+elif slow_up; then
 	for round in $(seq 1 $ROUNDS); do
 		for n in $SCALE_NS; do
 			# shellcheck disable=SC2086
@@ -332,9 +334,14 @@ used_kib() { echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(pcp_kib) - $(m
 for r in $(seq 1 "$ROUNDS"); do
 	for sys in $(rotate $((r - 1)) rust_loop $ALT loop.ko); do
 		unload_loops
+		sync; echo 3 >/proc/sys/vm/drop_caches
+		ul=$(used_kib)
 		load_loop $sys max_loop=0
 		sync; echo 3 >/proc/sys/vm/drop_caches
 		u0=$(used_kib) s0=$(meminfo Slab)
+		# What the module costs with no device: its code and data, and what it
+		# allocates at load (rust_loop's shared tag set and its requests).
+		echo "@@MEM $sys load_kib $((u0 - ul)) $r"
 		t0=$(now_us)
 		for i in $(seq 0 $((NDEV - 1))); do $LOOPCTL ctl-add $i >/dev/null; done
 		t1=$(now_us)
