@@ -50,6 +50,17 @@ mount -t tmpfs -o size=$((SIZE * 2 + 64))m tmpfs $B/tmp
 
 log() { echo "# bench: $*" >&2; }
 
+# rl.cgroup (BENCH_CGROUP=1 on the host): everything below, fio included, runs in
+# a child cgroup, as I/O on a systemd host does (a slice, not the root cgroup), so
+# both drivers' per-cgroup workers serve it.
+if grep -q 'rl\.cgroup' /proc/cmdline; then
+	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+	echo "+io +memory" >/sys/fs/cgroup/cgroup.subtree_control
+	mkdir -p /sys/fs/cgroup/rlbench
+	echo $$ >/sys/fs/cgroup/rlbench/cgroup.procs
+	log "in cgroup $(cat /proc/self/cgroup)"
+fi
+
 load_loop() { # system [params...]
 	local sys=$1
 	shift
