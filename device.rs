@@ -6,20 +6,18 @@
 //! they share this file; what acts on them (ioctl.rs, transfer.rs, bio_remap.rs)
 //! depends on it, never the other way round.
 
-use crate::kapi;
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::Request;
 use crate::kapi::file::{iocb, BackingFile, FileKind, GfpMask};
 use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::uapi::{flags, LO_NAME_SIZE};
-use crate::kapi::wq::OwnedQueue;
 use crate::kapi::ModuleRef;
+pub(crate) use crate::worker::{Pending, Workers};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
-    impl_has_work, new_mutex, new_work,
+    new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
-    workqueue::Work,
 };
 
 /// Where a device is in its life (loop.c's `lo_state`).
@@ -92,8 +90,8 @@ impl LoopDevice {
         self.io.lock().clone()
     }
 
-    /// The worker of the current binding (any context: dropping it never sleeps).
-    pub(crate) fn worker(&self) -> Option<Arc<Worker>> {
+    /// The workers of the current binding (any context: dropping them never sleeps).
+    pub(crate) fn worker(&self) -> Option<Arc<Workers>> {
         self.io.lock().as_ref().map(|b| b.worker.clone())
     }
 
@@ -200,7 +198,7 @@ pub(crate) struct Config {
     pub(crate) block_size: u32,
     pub(crate) file_name: [u8; LO_NAME_SIZE],
     pub(crate) gfp: GfpMask,
-    pub(crate) worker: Arc<Worker>,
+    pub(crate) worker: Arc<Workers>,
     /// Clone pool when the backing block device is served by bio remapping.
     pub(crate) remap: Option<Arc<BioSet>>,
     pub(crate) _module: ModuleRef,
@@ -244,8 +242,8 @@ pub(crate) struct Binding {
     /// Direct I/O may be submitted from `queue_rq` (`IOCB_NOWAIT`, completing
     /// asynchronously). Regular files only, as `inline_read`.
     pub(crate) inline_dio: bool,
-    /// The device's worker.
-    pub(crate) worker: Arc<Worker>,
+    /// The device's workers (the first and one per cgroup with I/O).
+    pub(crate) worker: Arc<Workers>,
     /// Clone pool when bios are remapped onto a backing block device.
     pub(crate) remap: Option<Arc<BioSet>>,
     /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
@@ -260,7 +258,7 @@ impl Binding {
         offset: u64,
         read_only: bool,
         dio: bool,
-        worker: Arc<Worker>,
+        worker: Arc<Workers>,
         remap: Option<Arc<BioSet>>,
     ) -> Self {
         // Inline reads are page-cache hits only: IOCB_NOIO starts no readahead, so
@@ -295,111 +293,6 @@ impl Binding {
             remap,
             discard_off: AtomicBool::new(false),
             zeroes_off: AtomicBool::new(false),
-        }
-    }
-}
-
-/// A request waiting for the worker, with how many bytes are already done.
-pub(crate) struct Pending {
-    pub(crate) rq: Request<LoopDevice>,
-    pub(crate) done: usize,
-}
-
-/// The per-device worker: a queue of requests and the work item that drains it.
-#[pin_data]
-pub(crate) struct Worker {
-    /// Requests handed over (also from direct I/O completions, in interrupt
-    /// context: hence the irq-safe lock).
-    #[pin]
-    pending: SpinLockIrq<KVec<Pending>>,
-    /// Requests handed over and not yet done.
-    queued: AtomicUsize,
-    /// The batch being processed (only the work function uses it; it keeps its
-    /// capacity so that the I/O path never allocates).
-    #[pin]
-    batch: Mutex<KVec<Pending>>,
-    #[pin]
-    work: Work<Worker>,
-    wq: Arc<OwnedQueue>,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Worker { self.work }
-}
-
-impl Worker {
-    /// A worker (on the driver's workqueue `wq`) that can hold `depth` requests
-    /// without allocating.
-    pub(crate) fn new(wq: Arc<OwnedQueue>, depth: usize) -> Result<Arc<Self>> {
-        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
-        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                pending <- new_spinlock_irq!(pending),
-                queued: AtomicUsize::new(0),
-                batch <- new_mutex!(batch),
-                work <- new_work!("rust_loop::Worker::work"),
-                wq,
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// Waits for this device's work function to return (only this device's:
-    /// other devices' work, which may be I/O stacked on this one, is not waited
-    /// for). Detach calls this with the queue frozen, so that nothing of the device
-    /// runs after its backing file is released.
-    pub(crate) fn quiesce(&self) {
-        kapi::wq::flush_work(&self.work);
-    }
-
-    /// No request is waiting for or being processed by the worker.
-    pub(crate) fn idle(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) == 0
-    }
-
-    pub(crate) fn push(this: &Arc<Self>, p: Pending) {
-        this.queued.fetch_add(1, Ordering::Relaxed);
-        let was_empty = {
-            let mut q = this.pending.lock();
-            // A device with more than `hw_queue_depth` requests in flight (the
-            // shared tag set lets a busy device have more): grow without sleeping.
-            // The capacity stays, so this happens once per size.
-            if q.len() == q.capacity() && q.reserve(1, GFP_ATOMIC).is_err() {
-                drop(q);
-                this.queued.fetch_sub(1, Ordering::Relaxed);
-                // Never dropped unended: the I/O fails (ENOMEM), it does not hang.
-                complete(p.rq, Err(ENOMEM));
-                return;
-            }
-            let was_empty = q.is_empty();
-            // Cannot fail: there is room.
-            let _ = q.push_within_capacity(p);
-            was_empty
-        };
-        // A list that was not empty already has a run of the work coming for it:
-        // the work function takes the list under this lock until it finds it
-        // empty. So only the request that makes it non-empty queues the work.
-        if was_empty {
-            let _ = this.wq.enqueue(this.clone());
-        }
-    }
-
-    /// Runs `run_batch` on each batch of requests handed over until none is left.
-    /// Only the work function calls this (one at a time: the work item is not
-    /// reentrant, and the batch vector is its own).
-    pub(crate) fn drain(&self, mut run_batch: impl FnMut(&mut KVec<Pending>)) {
-        let mut batch = self.batch.lock();
-        loop {
-            core::mem::swap(&mut *self.pending.lock(), &mut *batch);
-            if batch.is_empty() {
-                break;
-            }
-            let n = batch.len();
-            run_batch(&mut batch);
-            // Whatever `run_batch` left is dropped, which ends it with an error.
-            batch.clear();
-            self.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
 }

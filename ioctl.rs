@@ -8,7 +8,7 @@
 //! line 1077 of `loop_configure`, nor in `LOOP_CHANGE_FD`'s uevent).
 
 use crate::bio_remap::can_remap;
-use crate::device::{Binding, Config, LoopDevice, State, Worker};
+use crate::device::{Binding, Config, LoopDevice, State, Workers};
 use crate::kapi::bio::BioSet;
 use crate::kapi::blk::{feat, Bdev, Disk, OpenLocked, OpenMode};
 use crate::kapi::file::{BackingFile, FileKind};
@@ -483,7 +483,7 @@ fn configure(
         lo_flags |= flags::PARTSCAN;
     }
     let depth = crate::kapi::params::hw_queue_depth() as usize;
-    let worker = Worker::new(wq, depth)?;
+    let worker = Workers::new(wq, depth)?;
     let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(
         Binding::new(

@@ -25,6 +25,7 @@ mod helpers;
 pub(crate) mod params;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
+pub(crate) mod time;
 pub(crate) mod uapi;
 pub(crate) mod wq;
 

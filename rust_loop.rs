@@ -18,7 +18,9 @@
 //! 4. `LoopDevice::state` (one device's configuration; `lo_mutex`),
 //! 5. `LoopDevice::io` (irq-safe spinlock: the data path's view of the binding;
 //!    direct I/O completions read it in interrupt context).
-//! 6. `Worker::pending` (irq-safe spinlock).
+//! 6. `Workers::tenants` (irq-safe spinlock: a device's per-cgroup workers; a
+//!    tenant's request is queued under it),
+//! 7. `Worker::pending` (irq-safe spinlock).
 //!
 //! `del_gendisk` and partition rescans run with none of 2-5 held; the backing file
 //! is released (`fput`) outside 4.
@@ -27,8 +29,9 @@
 //!
 //! An unattached device is a gendisk and a small `LoopDevice`. All disks share one
 //! tag set, so no requests are preallocated per device (loop.ko preallocates its
-//! queue depth, 128, per device); the per-device worker (a workqueue) and its queue
-//! are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach.
+//! queue depth, 128, per device); the device's first worker (a work item) and its
+//! queue are allocated by `LOOP_SET_FD`/`LOOP_CONFIGURE` and freed at detach, and a
+//! cgroup's worker exists while that cgroup has I/O on the device (worker.rs).
 //!
 //! # Queue depth
 //!
@@ -52,6 +55,7 @@ mod ioctl;
 mod kapi;
 mod registry;
 mod transfer;
+mod worker;
 
 module! {
     type: RustLoop,

@@ -386,6 +386,57 @@ void rust_loop_css_put(struct cgroup_subsys_state *css)
 	css_put(css);
 }
 
+/*
+ * The blkcg whose worker serves a request (loop.ko's queue_on_root_worker): NULL
+ * for none or the root cgroup, which the device's first worker serves. Otherwise
+ * a reference is taken; rust_loop_css_put drops it.
+ */
+struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq)
+{
+	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
+
+#ifdef CONFIG_BLK_CGROUP
+	if (css == blkcg_root_css)
+		return NULL;
+#endif
+	if (css)
+		css_get(css);
+	return css;
+}
+
+/* The same blkcg's address, for comparison only; 0 for what the root worker serves. */
+unsigned long rust_loop_rq_tenant_key(struct request *rq)
+{
+	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
+
+#ifdef CONFIG_BLK_CGROUP
+	if (css == blkcg_root_css)
+		return 0;
+#endif
+	return (unsigned long)css;
+}
+
+/*
+ * The worker's task flags, as loop_process_work sets them: PF_MEMALLOC_NOIO (no
+ * allocation recurses into I/O that could come back to this device) and
+ * PF_LOCAL_THROTTLE (dirty throttling against the backing file's own bdi only:
+ * the worker cleans the loop device's dirty pages, so throttling it against the
+ * global dirty count, which includes them, would slow the cleaning down).
+ * Returns the flags' previous values for rust_loop_worker_flags_restore.
+ */
+unsigned int rust_loop_worker_flags_set(void)
+{
+	unsigned int old = current->flags & (PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE);
+
+	current->flags |= PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE;
+	return old;
+}
+
+void rust_loop_worker_flags_restore(unsigned int old)
+{
+	current->flags = (current->flags & ~(PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE)) | old;
+}
+
 bool rust_loop_current_is_kthread(void)
 {
 	return current->flags & PF_KTHREAD;

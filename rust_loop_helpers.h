@@ -64,6 +64,10 @@ struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *
 struct mem_cgroup *rust_loop_memcg_from_css(struct cgroup_subsys_state *css);
 struct mem_cgroup *rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 void rust_loop_css_put(struct cgroup_subsys_state *css);
+struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq);
+unsigned long rust_loop_rq_tenant_key(struct request *rq);
+unsigned int rust_loop_worker_flags_set(void);
+void rust_loop_worker_flags_restore(unsigned int old);
 bool rust_loop_current_is_kthread(void);
 
 #endif

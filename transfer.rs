@@ -7,18 +7,20 @@
 //! `queue_rq` first tries a buffered read with `IOCB_NOWAIT`: a page cache hit
 //! completes right there, with no hand-off (so does a write to tmpfs, a copy
 //! into memory). Everything that may block (a miss, writes to other files,
-//! flush, discard, direct I/O) goes to the device's worker, one work item
-//! on the device's own workqueue, which runs with `PF_MEMALLOC_NOIO`. A read that
+//! flush, discard, direct I/O) goes to a worker of the device, one work item
+//! (one per cgroup, worker.rs), which runs with `PF_MEMALLOC_NOIO` and
+//! `PF_LOCAL_THROTTLE`. A read that
 //! the fast path finished in part continues in the worker where it stopped, so no
 //! byte is transferred twice.
 
-use crate::device::{complete, Binding, LoopDevice, Pending, Worker};
+use crate::device::{complete, Binding, LoopDevice, Pending};
 use crate::kapi::aio::AioDone;
 use crate::kapi::bio::BioSet;
-use crate::kapi::blk::{feat, noio, plugged, with_plug, Dir, Op, Request};
+use crate::kapi::blk::{as_io_worker, feat, noio, plugged, with_plug, Dir, Op, Request};
 use crate::kapi::cgroup::{in_kernel_thread, Charge};
 use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile};
+use crate::worker::Worker;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{prelude::*, sync::Arc, workqueue::WorkItem};
 
@@ -26,7 +28,7 @@ impl WorkItem for Worker {
     type Pointer = Arc<Worker>;
 
     fn run(this: Arc<Worker>) {
-        noio(|| {
+        as_io_worker(|| {
             this.drain(|batch| {
                 // Every request of a batch is in flight, and a binding is replaced
                 // only while none is (the queue frozen, or no opener left): one
@@ -183,7 +185,7 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             Err(_) => {}
         }
     }
-    Worker::push(&b.worker, Pending { rq, done });
+    b.worker.push(Pending { rq, done });
 }
 
 /// Whether a request that finds the queue empty still goes to the worker, as one
@@ -227,7 +229,7 @@ impl AioDone for LoopDevice {
 /// referenced: the binding's last reference must not be dropped here).
 fn hand_off(rq: Request<LoopDevice>, done: usize) {
     match rq.data().worker() {
-        Some(w) => Worker::push(&w, Pending { rq, done }),
+        Some(w) => w.push(Pending { rq, done }),
         None => complete(rq, Err(EIO)),
     }
 }

@@ -14,6 +14,7 @@
 use super::blk::Request;
 use super::helpers::*;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::bindings;
 
 /// While alive, the current kernel thread's I/O is charged to a request's blkcg
@@ -82,6 +83,52 @@ impl Drop for Charge {
             // SAFETY: Ends the association `enter` made (and drops its reference).
             unsafe { rust_loop_kthread_associate_blkcg(core::ptr::null_mut()) };
         }
+    }
+}
+
+/// Which tenant a request belongs to, for choosing its worker (loop.ko's
+/// `queue_on_root_worker`): its blkcg's address, or 0 when it has none or it is the
+/// root cgroup, which the device's first worker serves. Only compared, never
+/// dereferenced: a [`Tenant`] held for the key keeps the address from being reused.
+pub(crate) fn tenant_key<T: super::blk::DiskOps>(rq: &Request<T>) -> usize {
+    // SAFETY: `rq` is a started request we own; its bios, which pin their blkcg,
+    // are alive while we borrow it.
+    unsafe { rust_loop_rq_tenant_key(rq.raw()) as usize }
+}
+
+/// A counted reference on the (non-root) blkcg a request is charged to: what a
+/// per-cgroup worker is kept for.
+///
+/// # Invariants
+///
+/// `0` is a css reference taken by [`Tenant::of`], dropped only by `drop`.
+pub(crate) struct Tenant(NonNull<bindings::cgroup_subsys_state>);
+
+// SAFETY: A css reference may be dropped on any thread and in any context
+// (`css_put` is a percpu_ref put).
+unsafe impl Send for Tenant {}
+// SAFETY: Shared access only reads the address.
+unsafe impl Sync for Tenant {}
+
+impl Tenant {
+    /// A reference on `rq`'s blkcg, or `None` when [`tenant_key`] is 0.
+    pub(crate) fn of<T: super::blk::DiskOps>(rq: &Request<T>) -> Option<Self> {
+        // SAFETY: As in `tenant_key`; the helper takes its own reference.
+        let css = unsafe { rust_loop_rq_tenant_css_get(rq.raw()) };
+        // INVARIANT: non-null means a reference was taken.
+        NonNull::new(css).map(Self)
+    }
+
+    /// The key ([`tenant_key`]) of requests of this tenant.
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
+impl Drop for Tenant {
+    fn drop(&mut self) {
+        // SAFETY: By the invariant we hold a reference; this drops it.
+        unsafe { rust_loop_css_put(self.0.as_ptr()) }
     }
 }
 

@@ -8,7 +8,7 @@
 )]
 
 use kernel::bindings;
-use kernel::ffi::{c_uint, c_void};
+use kernel::ffi::{c_uint, c_ulong, c_void};
 
 extern "C" {
     pub(super) fn rust_loop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
@@ -86,6 +86,12 @@ extern "C" {
         memcg: *mut bindings::mem_cgroup,
     ) -> *mut bindings::mem_cgroup;
     pub(super) fn rust_loop_css_put(css: *mut bindings::cgroup_subsys_state);
+    pub(super) fn rust_loop_rq_tenant_css_get(
+        rq: *mut bindings::request,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(super) fn rust_loop_rq_tenant_key(rq: *mut bindings::request) -> c_ulong;
+    pub(super) fn rust_loop_worker_flags_set() -> c_uint;
+    pub(super) fn rust_loop_worker_flags_restore(old: c_uint);
     pub(super) fn rust_loop_current_is_kthread() -> bool;
 }
 

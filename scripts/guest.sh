@@ -71,7 +71,7 @@ append="console=ttyS0 panic=-1 oops=panic rl.mode=$mode rl.quick=${QUICK:-0}"
 [ -n "${BENCH_WORKLOADS:-}" ] && append="$append rl.wl=$BENCH_WORKLOADS"
 [ "${BENCH_MEM:-1}" = 0 ] && append="$append rl.nomem"
 # BENCH_CGROUP=1: fio runs in a child cgroup, not the root one (as on a systemd
-# host, where nearly all I/O comes from a slice).
+# host, where nearly all I/O comes from a slice): rust_loop's per-cgroup workers.
 [ "${BENCH_CGROUP:-0}" = 1 ] && append="$append rl.cgroup"
 # BENCH_SCALE=1,4: the busy-device counts of the scale scenario; BENCH_SCALE=0: none.
 if [ "${BENCH_SCALE:-}" = 0 ]; then

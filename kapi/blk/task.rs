@@ -42,6 +42,20 @@ pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Runs `f` as loop.ko's worker runs (`loop_process_work`): with
+/// `PF_MEMALLOC_NOIO` (as [`noio`]) and `PF_LOCAL_THROTTLE`, so that dirty
+/// throttling weighs only the backing file's own device. The worker cleans the
+/// loop device's dirty pages; throttling it against the global dirty count, which
+/// includes them, would slow the cleaning down.
+pub(crate) fn as_io_worker<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: Sets two flags of the current task and returns their old values.
+    let old = unsafe { rust_loop_worker_flags_set() };
+    let r = f();
+    // SAFETY: Puts back what `worker_flags_set` returned, on the same task.
+    unsafe { rust_loop_worker_flags_restore(old) };
+    r
+}
+
 #[kunit_tests(rust_loop_plug)]
 mod tests {
     use super::*;

@@ -132,4 +132,87 @@ test_memcg_holds_through_a_tmpfs_file() {
 	[ "$shmem" -ge $((7 << 20)) ] || fail "tenant's tmpfs pages: $shmem bytes, expected about 8 MiB"
 }
 
+# A tenant held by its limits does not hold up another tenant of the same device:
+# loop.ko serves each blkcg with a worker of its own (loop_queue_work). Here the
+# worker that flushes the device (a flush request carries no bio, so the root
+# cgroup's worker does it, in loop.ko too) waits for the backing file's
+# writeback, throttled at the tenant's io.max; meanwhile another cgroup's reads
+# through the same device must go on.
+test_a_throttled_tenant_does_not_stall_another() {
+	local d t0 t1 s w other=$CGROOT/rlother
+	cg_up
+	assert_disk_is_faster_unthrottled
+	rmdir $other 2>/dev/null || true
+	mkdir $other
+	vda_fs_up
+	d=$(losetup -f --show --direct-io=off /mnt/rlvda/tenant.img)
+	# The tenant: 16 MiB into the backing file's page cache (fast), then a flush,
+	# which waits for their writeback at 2 MiB/s.
+	t0=$EPOCHREALTIME
+	for i in 0 1 2 3; do
+		in_cg dd if=/dev/zero of="$d" bs=1M count=4 seek=$((i * 4)) oflag=direct status=none &
+	done
+	wait
+	in_cg dd if=/dev/zero of="$d" bs=4k count=1 seek=$((20 << 8)) oflag=direct conv=fsync status=none &
+	sleep 1
+	# The other tenant reads 4 MiB it never wrote (holes: no disk I/O), direct on
+	# the loop device so every request misses the backing page cache and goes to
+	# a worker.
+	s=$(bash -c 'echo $$ >'"$other"'/cgroup.procs && t=$EPOCHREALTIME &&
+		dd if="$1" of=/dev/null bs=1M count=4 skip=48 iflag=direct status=none &&
+		echo "$t $EPOCHREALTIME" | awk "{printf \"%.1f\", \$2 - \$1}"' _ "$d")
+	wait
+	t1=$EPOCHREALTIME
+	w=$(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}')
+	losetup -d "$d"
+	umount /mnt/rlvda
+	rmdir $other
+	cg_down
+	# The flush waited for the tenant's throttled writeback while the other read.
+	awk -v w="$w" 'BEGIN { exit !(w >= 5.0) }' ||
+		skip "the tenant's 16 MiB and flush took only $w s: its throttle did not hold them"
+	awk -v s="$s" 'BEGIN { exit !(s < 2.0) }' ||
+		fail "another cgroup's 4 MiB read took $s s while a throttled tenant's flush waited ($w s)"
+}
+
+# rust_loop's workers (debugfs counter): the device's first serves the root
+# cgroup, each other cgroup with I/O through the device gets its own on its first
+# request, one unused for 60 s is freed, and detach frees them all (with their
+# references on the cgroups).
+STATS=/sys/kernel/debug/rust_loop/stats
+workers() { sed -n "s/^${1#/dev/} .*workers=\([0-9]*\).*/\1/p" $STATS; }
+test_a_worker_per_tenant() {
+	local d other=$CGROOT/rlother
+	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
+	cg_up
+	[ "$(cat /proc/self/cgroup)" = "0::/" ] || skip "the test runs in '$(cat /proc/self/cgroup)', not the root cgroup"
+	rmdir $other 2>/dev/null || true
+	mkdir $other
+	vda_fs_up
+	# Buffered writes to ext4 are never finished in ->queue_rq: all go to a worker.
+	d=$(losetup -f --show --direct-io=off /mnt/rlvda/tenant.img)
+	assert_eq "bound" 1 "$(workers "$d")"
+	dd if=/dev/zero of="$d" bs=64k count=4 oflag=direct status=none
+	assert_eq "after the root cgroup's I/O" 1 "$(workers "$d")"
+	in_cg dd if=/dev/zero of="$d" bs=64k count=4 seek=4 oflag=direct status=none
+	assert_eq "after a tenant's I/O" 2 "$(workers "$d")"
+	bash -c 'echo $$ >'"$other"'/cgroup.procs && exec dd if=/dev/zero of="$1" bs=64k count=4 seek=8 oflag=direct status=none' _ "$d"
+	assert_eq "after a second tenant's I/O" 3 "$(workers "$d")"
+	in_cg dd if=/dev/zero of="$d" bs=64k count=4 seek=32 oflag=direct status=none
+	assert_eq "after the first tenant's I/O again" 3 "$(workers "$d")"
+	# A tenant worker unused for 60 s is freed when another tenant's request is
+	# handed over (loop.ko: LOOP_IDLE_WORKER_TIMEOUT). The first tenant stays busy
+	# (writes: a read may hit the page cache and finish in ->queue_rq).
+	sleep 31
+	in_cg dd if=/dev/zero of="$d" bs=64k count=4 seek=36 oflag=direct status=none
+	sleep 31
+	in_cg dd if=/dev/zero of="$d" bs=64k count=4 seek=40 oflag=direct status=none
+	assert_eq "after 62 s with only the first tenant's I/O" 2 "$(workers "$d")"
+	losetup -d "$d"
+	assert_eq "detached" 0 "$(workers "$d")"
+	umount /mnt/rlvda
+	rmdir $other
+	cg_down
+}
+
 ktap_main cgroup

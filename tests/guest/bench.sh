@@ -51,8 +51,8 @@ mount -t tmpfs -o size=$((SIZE * 2 + 64))m tmpfs $B/tmp
 log() { echo "# bench: $*" >&2; }
 
 # rl.cgroup (BENCH_CGROUP=1 on the host): everything below, fio included, runs in
-# a child cgroup, as I/O on a systemd host does (a slice, not the root cgroup):
-# loop.ko serves it with a worker of that cgroup, rust_loop charges it to it.
+# a child cgroup, as I/O on a systemd host does (a slice, not the root cgroup), so
+# both drivers' per-cgroup workers serve it.
 if grep -q 'rl\.cgroup' /proc/cmdline; then
 	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
 	echo "+io +memory" >/sys/fs/cgroup/cgroup.subtree_control

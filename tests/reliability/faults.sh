@@ -140,6 +140,24 @@ test_io_under_failslab_direct_io() {
 	rm -f $SCRATCH/io.img
 }
 
+# From a cgroup other than the root: rust_loop makes the cgroup's worker on its
+# first hand-off without sleeping, in the failing task's context; when that fails
+# the device's first worker serves the request. Buffered writes to the scratch
+# filesystem are never finished in ->queue_rq, so every write is handed over.
+test_io_under_failslab_from_a_cgroup() {
+	local cg=/sys/fs/cgroup/rlfaults
+	mountpoint -q $SCRATCH || skip "no scratch filesystem"
+	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup || skip "no cgroup2"
+	rmdir $cg 2>/dev/null || true
+	mkdir $cg
+	echo $BASHPID >$cg/cgroup.procs
+	truncate -s 8M $SCRATCH/io.img
+	io_under_faults failslab "file, from a cgroup" $SCRATCH/io.img
+	echo $BASHPID >/sys/fs/cgroup/cgroup.procs
+	rmdir $cg
+	rm -f $SCRATCH/io.img
+}
+
 test_io_under_failslab_block_backing() {
 	nullb_make rlnbf 512 256 1 0 16
 	io_under_faults failslab "block device" /dev/rlnbf
