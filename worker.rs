@@ -52,13 +52,24 @@ pub(crate) struct Pending {
     pub(crate) done: usize,
 }
 
+/// The requests handed to a worker, and whether a run of its work is queued or
+/// running that will take them.
+///
+/// # Invariants
+///
+/// `list` is not empty only while `scheduled` is true.
+struct Queue {
+    list: KVec<Pending>,
+    scheduled: bool,
+}
+
 /// One worker: a queue of requests and the work item that drains it.
 #[pin_data]
 pub(crate) struct Worker {
     /// Requests handed over (also from direct I/O completions, in interrupt
     /// context: hence the irq-safe lock).
     #[pin]
-    pending: SpinLockIrq<KVec<Pending>>,
+    pending: SpinLockIrq<Queue>,
     /// Requests handed to any worker of the device and not yet done (shared by
     /// the device's workers).
     queued: Arc<AtomicUsize>,
@@ -88,7 +99,10 @@ impl Worker {
         let batch = KVec::with_capacity(depth, gfp)?;
         Arc::pin_init(
             pin_init!(Self {
-                pending <- new_spinlock_irq!(pending),
+                pending <- new_spinlock_irq!(Queue {
+                    list: pending,
+                    scheduled: false,
+                }),
                 queued,
                 batch <- new_mutex!(batch),
                 work <- new_work!("rust_loop::Worker::work"),
@@ -102,26 +116,27 @@ impl Worker {
     /// without sleeping (the caller ends it, with no lock held).
     fn push(this: &Arc<Self>, p: Pending) -> Result<(), Pending> {
         this.queued.fetch_add(1, Ordering::Relaxed);
-        let was_empty = {
+        let kick = {
             let mut q = this.pending.lock();
             // A device with more than `hw_queue_depth` requests in flight (the
             // shared tag set lets a busy device have more): grow without sleeping.
             // The capacity stays, so this happens once per size.
-            if q.len() == q.capacity() && q.reserve(1, GFP_ATOMIC).is_err() {
+            if q.list.len() == q.list.capacity() && q.list.reserve(1, GFP_ATOMIC).is_err() {
                 drop(q);
                 this.queued.fetch_sub(1, Ordering::Relaxed);
                 // Never dropped unended: the I/O fails (ENOMEM), it does not hang.
                 return Err(p);
             }
-            let was_empty = q.is_empty();
             // Cannot fail: there is room.
-            let _ = q.push_within_capacity(p);
-            was_empty
+            let _ = q.list.push_within_capacity(p);
+            !core::mem::replace(&mut q.scheduled, true)
         };
-        // A list that was not empty already has a run of the work coming for it:
-        // the work function takes the list under this lock until it finds it
-        // empty. So only the request that makes it non-empty queues the work.
-        if was_empty {
+        // While a run is queued or running, the work function takes the list
+        // under this lock until it finds it empty: only a request that finds no
+        // run coming queues the work. (Queueing a work item that is running wakes
+        // an idle kworker of the pool only to hand the item back to the running
+        // one.)
+        if kick {
             let _ = this.wq.enqueue(this.clone());
         }
         Ok(())
@@ -133,9 +148,13 @@ impl Worker {
     pub(crate) fn drain(&self, mut run_batch: impl FnMut(&mut KVec<Pending>)) {
         let mut batch = self.batch.lock();
         loop {
-            core::mem::swap(&mut *self.pending.lock(), &mut *batch);
-            if batch.is_empty() {
-                break;
+            {
+                let mut q = self.pending.lock();
+                core::mem::swap(&mut q.list, &mut *batch);
+                if batch.is_empty() {
+                    q.scheduled = false;
+                    break;
+                }
             }
             let n = batch.len();
             run_batch(&mut batch);
