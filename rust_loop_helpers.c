@@ -388,10 +388,9 @@ void rust_loop_css_put(struct cgroup_subsys_state *css)
 
 /*
  * The blkcg whose worker serves a request (loop.ko's queue_on_root_worker): NULL
- * for none or the root cgroup, which the device's first worker serves. Otherwise
- * a reference is taken; rust_loop_css_put drops it.
+ * for none or the root cgroup, which the device's first worker serves.
  */
-struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq)
+static struct cgroup_subsys_state *rust_loop_rq_tenant_css(struct request *rq)
 {
 	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
 
@@ -399,6 +398,14 @@ struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq)
 	if (css == blkcg_root_css)
 		return NULL;
 #endif
+	return css;
+}
+
+/* The same, with a reference taken; rust_loop_css_put drops it. */
+struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq)
+{
+	struct cgroup_subsys_state *css = rust_loop_rq_tenant_css(rq);
+
 	if (css)
 		css_get(css);
 	return css;
@@ -407,13 +414,7 @@ struct cgroup_subsys_state *rust_loop_rq_tenant_css_get(struct request *rq)
 /* The same blkcg's address, for comparison only; 0 for what the root worker serves. */
 unsigned long rust_loop_rq_tenant_key(struct request *rq)
 {
-	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
-
-#ifdef CONFIG_BLK_CGROUP
-	if (css == blkcg_root_css)
-		return 0;
-#endif
-	return (unsigned long)css;
+	return (unsigned long)rust_loop_rq_tenant_css(rq);
 }
 
 /*

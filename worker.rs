@@ -196,6 +196,9 @@ pub(crate) struct Workers {
     /// Requests handed to any of them and not yet done.
     queued: Arc<AtomicUsize>,
     wq: Arc<OwnedQueue>,
+    /// [`TENANT_IDLE`] and the sweep's interval in jiffies (converted once).
+    idle: Jiffies,
+    sweep: Jiffies,
 }
 
 impl Workers {
@@ -213,6 +216,8 @@ impl Workers {
                 }),
                 queued,
                 wq,
+                idle: msecs_to_jiffies(TENANT_IDLE.as_millis() as u32),
+                sweep: msecs_to_jiffies(1000),
             }),
             GFP_KERNEL,
         )
@@ -237,8 +242,8 @@ impl Workers {
         } else {
             let mut t = self.tenants.lock();
             let now = jiffies();
-            if now.wrapping_sub(t.swept) >= msecs_to_jiffies(1000) {
-                let idle = msecs_to_jiffies(TENANT_IDLE.as_millis() as u32);
+            if now.wrapping_sub(t.swept) >= self.sweep {
+                let idle = self.idle;
                 // A worker that is still queued or running holds its own
                 // reference, so freeing it here only lets it go when it is done.
                 // Dropping a worker and a css reference never sleeps.
