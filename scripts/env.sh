@@ -12,6 +12,11 @@ if [ "${DEBUG:-0}" = 1 ]; then
 	RL_FRAGMENTS+=("$RL_ROOT/kernel/debug.config")
 	RL_FLAVOUR=-debug
 fi
+# TRACE=1 adds the tracepoints (kernel/trace.config), for investigations only.
+if [ "${TRACE:-0}" = 1 ]; then
+	RL_FRAGMENTS+=("$RL_ROOT/kernel/trace.config")
+	RL_FLAVOUR=$RL_FLAVOUR-trace
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }

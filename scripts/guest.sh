@@ -73,6 +73,9 @@ append="console=ttyS0 panic=-1 oops=panic rl.mode=$mode rl.quick=${QUICK:-0}"
 # BENCH_CGROUP=1: fio runs in a child cgroup, not the root one (as on a systemd
 # host, where nearly all I/O comes from a slice): rust_loop's per-cgroup workers.
 [ "${BENCH_CGROUP:-0}" = 1 ] && append="$append rl.cgroup"
+# BENCH_TRACE=1 (with a TRACE=1 kernel): where a read waits in the scale scenario,
+# from the block layer's tracepoints (@@TRACE records in the raw output).
+[ "${BENCH_TRACE:-0}" = 1 ] && append="$append rl.trace"
 # BENCH_SCALE=1,4: the busy-device counts of the scale scenario; BENCH_SCALE=0: none.
 if [ "${BENCH_SCALE:-}" = 0 ]; then
 	append="$append rl.noscale"

@@ -93,6 +93,63 @@ irq_snap() {
 	awk '$1 == "LOC:" || $1 == "RES:" || $1 == "CAL:" || $1 == "TLB:" {s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; v[$1] = s}
 		END {print v["LOC:"] + 0, v["RES:"] + 0, v["CAL:"] + 0, v["TLB:"] + 0}' /proc/interrupts
 }
+# rl.trace (BENCH_TRACE=1 on the host, a TRACE=1 kernel): the block layer's
+# tracepoints over each scale run, summed per step of a read's way (mean us):
+# at the loop device bio queued -> request allocated -> queue_rq -> completed; the
+# hand-off from queue_rq to the backing request's allocation; at the backing
+# null_blk allocated -> dispatched (a plug holds it) -> completed; and back from the
+# null_blk's completion to the loop request's. Not part of make bench's numbers:
+# tracing costs CPU. Records: @@TRACE system workload round step mean_us count
+TR=/sys/kernel/tracing
+trace_on() {
+	grep -q 'rl\.trace' /proc/cmdline || return 0
+	mountpoint -q $TR || mount -t tracefs nodev $TR 2>/dev/null || return 0
+	echo 0 >$TR/tracing_on
+	echo 32768 >$TR/buffer_size_kb
+	local e
+	for e in block_bio_queue block_getrq block_rq_issue block_rq_complete; do
+		echo 1 >$TR/events/block/$e/enable
+	done
+	: >$TR/trace
+	echo 1 >$TR/tracing_on
+}
+trace_off() { # system workload round
+	grep -q 'rl\.trace' /proc/cmdline && [ -w $TR/tracing_on ] || return 0
+	echo 0 >$TR/tracing_on
+	local back
+	back=$(cut -d: -f1 /sys/block/rlslow/dev)
+	awk -v back="$back" -v tag="$1 $2 $3" '
+		function add(k, v) { if (v >= 0) { sum[k] += v; n[k]++ } }
+		{
+			for (i = 1; i <= NF && $i !~ /^block_[a-z_]+:$/; i++);
+			if (i > NF) next
+			for (j = i + 2; j <= NF && $j != "+"; j++);
+			if (j > NF) next
+			ev = $i; t = $(i - 1); sub(/:$/, "", t); t *= 1e6
+			split($(i + 1), d, ","); s = $(j - 1); k = $(i + 1) " " s; o = s % 131072
+			if (d[1] != back) {
+				if (ev == "block_bio_queue:") q[k] = t
+				else if (ev == "block_getrq:") { if (k in q) add("dev_queued_to_alloc", t - q[k]); g[k] = t }
+				else if (ev == "block_rq_issue:") { if (k in g) add("dev_alloc_to_queue_rq", t - g[k]); is[k] = t; xi[o] = t }
+				else if (ev == "block_rq_complete:") {
+					if (k in is) add("dev_queue_rq_to_done", t - is[k])
+					if (k in q) add("dev_queued_to_done", t - q[k])
+					if (o in bc) add("back_done_to_dev_done", t - bc[o])
+					delete q[k]; delete g[k]; delete is[k]; delete xi[o]; delete bc[o]
+				}
+			} else {
+				if (ev == "block_getrq:") { if (o in xi) add("handoff_queue_rq_to_back_alloc", t - xi[o]); bg[k] = t }
+				else if (ev == "block_rq_issue:") { if (k in bg) add("back_alloc_to_dispatch", t - bg[k]); bi[k] = t }
+				else if (ev == "block_rq_complete:") {
+					if (k in bi) add("back_dispatch_to_done", t - bi[k])
+					if (k in bg) add("back_alloc_to_done", t - bg[k])
+					bc[o] = t; delete bg[k]; delete bi[k]
+				}
+			}
+		}
+		END { for (k in sum) printf "@@TRACE %s %s %.1f %d\n", tag, k, sum[k] / n[k], n[k] }' $TR/trace | sort
+	: >$TR/trace
+}
 disk_end() { # system workload round devices...: @@LAT backing reads ms, devices reads ms
 	local sys=$1 wl=$2 round=$3 r0 t0 r1 t1 R0 T0 R1 T1
 	shift 3
@@ -306,9 +363,11 @@ elif slow_up; then
 					cpu_begin
 					# shellcheck disable=SC2086
 					disk_begin $SDEVS
+					trace_on
 					# shellcheck disable=SC2086
 					if scale_run $SDEVS; then
 						cpu_end $sys nullb-5ms randread-4k-qd32-x$n $round
+						trace_off $sys randread-4k-qd32-x$n $round
 						# shellcheck disable=SC2086
 						disk_end $sys randread-4k-qd32-x$n $round $SDEVS
 						echo "@@BEGIN $sys nullb-5ms randread-4k-qd32-x$n $round"
