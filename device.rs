@@ -246,10 +246,6 @@ pub(crate) struct Binding {
     pub(crate) worker: Arc<Workers>,
     /// Clone pool when bios are remapped onto a backing block device.
     pub(crate) remap: Option<Arc<BioSet>>,
-    /// The worker plugs each batch (see `transfer`'s work function): always, but
-    /// for remapping onto a device that gains nothing from a plug
-    /// (`BlockDevice::batches_dispatch`).
-    pub(crate) plug: bool,
     /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
     pub(crate) discard_off: AtomicBool,
     pub(crate) zeroes_off: AtomicBool,
@@ -285,7 +281,6 @@ impl Binding {
         } else {
             None
         };
-        let plug = remap.is_none() || file.block_device().is_none_or(|dev| dev.batches_dispatch());
         Self {
             file,
             offset,
@@ -296,7 +291,6 @@ impl Binding {
             inline_dio: regular,
             worker,
             remap,
-            plug,
             discard_off: AtomicBool::new(false),
             zeroes_off: AtomicBool::new(false),
         }

@@ -256,16 +256,14 @@ impl kernel::debugfs::Writer for StatsFile {
             let st = &s.dev.stats;
             writeln!(
                 f,
-                "loop{} requests={} segments={} bytes={} inline={} workers={} plug={}",
+                "loop{} requests={} segments={} bytes={} inline={} workers={}",
                 s.dev.number,
                 st.requests.load(Ordering::Relaxed),
                 st.segments.load(Ordering::Relaxed),
                 st.bytes.load(Ordering::Relaxed),
                 st.inline.load(Ordering::Relaxed),
                 // The first worker and one per cgroup with I/O (0: unbound).
-                s.dev.worker().map_or(0, |w| 1 + w.tenants()),
-                // Whether the worker plugs its batches (0 also when unbound).
-                s.dev.binding().map_or(0, |b| u8::from(b.plug))
+                s.dev.worker().map_or(0, |w| 1 + w.tenants())
             )?;
         }
         Ok(())

@@ -34,22 +34,13 @@ impl WorkItem for Worker {
                 // only while none is (the queue frozen, or no opener left): one
                 // lookup serves the whole batch.
                 let b = batch.first().and_then(|p| p.rq.data().binding());
-                let run = |batch: &mut KVec<Pending>| {
+                // One plug per batch: the backing device gets the batch's clones
+                // and direct I/O bios together (one doorbell), not one by one.
+                with_plug(|| {
                     for p in batch.drain_all() {
                         handle(p, b.as_deref());
                     }
-                };
-                // One plug per batch: the backing device gets the batch's clones
-                // and direct I/O bios together (one doorbell), not one by one.
-                // Not for remapping onto a device without batched doorbells: there
-                // the plug only held the first clones back until the last was made
-                // (tracepoints at one busy device on null_blk: 44 us from a clone's
-                // allocation to its dispatch, 9 us unplugged; docs/benchmark.md).
-                if b.as_ref().is_none_or(|b| b.plug) {
-                    with_plug(|| run(batch));
-                } else {
-                    run(batch);
-                }
+                });
             })
         })
     }

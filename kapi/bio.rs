@@ -99,22 +99,6 @@ impl BackingFile {
 }
 
 impl BlockDevice<'_> {
-    /// Whether bios submitted to this device gain from being plugged together:
-    /// its blk-mq driver rings its doorbell once for a batch (it has
-    /// `->commit_rqs`, as virtio-blk, NVMe and SCSI do), or the device is
-    /// bio-based (device-mapper, md), whose bios reach devices below it that may.
-    /// A blk-mq driver without `->commit_rqs` (null_blk, a loop device) does the
-    /// same work per request either way, so a plug only holds its requests back.
-    pub(crate) fn batches_dispatch(&self) -> bool {
-        // SAFETY: By the invariant the device is open, so `bd_queue` is its live
-        // queue; `mq_ops` is set when the queue is made (NULL for a bio-based one)
-        // and points to the driver's constant operations table from then on.
-        unsafe {
-            let ops = (*(*self.bdev).bd_queue).mq_ops;
-            ops.is_null() || (*ops).commit_rqs.is_some()
-        }
-    }
-
     /// Stacks the device's queue limits (starting at `offset` bytes) onto `lim`, as
     /// device-mapper does (`blk_stack_limits`).
     pub(crate) fn stack_limits_onto(&self, lim: &mut super::blk::Limits, offset: u64) {

@@ -131,37 +131,4 @@ test_injected_backing_failures_are_eio_then_detach_cleanly() {
 	nullb_rm rlnb7
 }
 
-# The worker plugs its batches only where a plug pays: onto a driver that rings its
-# doorbell once per batch (virtio-blk's ->commit_rqs) and for files; not when
-# remapping onto null_blk or another loop device, which a plug only delays.
-# Data through each kind is checked by the tests above and the cgroup tests.
-test_worker_plugs_only_where_dispatch_is_batched() {
-	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
-	local dev up f
-	plug_of() { sed -n "s/^${1#/dev/} .* plug=\([01]\).*/\1/p" $STATS; }
-	nullb_make rlnb8 512 1024 0 0
-	dev=$(losetup -f --show /dev/rlnb8)
-	assert_eq "null_blk (no ->commit_rqs)" 0 "$(plug_of "$dev")"
-	up=$(losetup -f --show "$dev")
-	assert_eq "loop on loop" 0 "$(plug_of "$up")"
-	dd if="$up" of=/dev/null bs=64k count=16 iflag=direct status=none || fail "read through two loops failed"
-	losetup -d "$up"
-	losetup -d "$dev"
-	assert_eq "unbound" 0 "$(plug_of "$dev")"
-	nullb_rm rlnb8
-	f=$WORK/plug.img
-	mkdir -p $WORK
-	truncate -s 4M $f
-	dev=$(losetup -f --show $f)
-	assert_eq "regular file" 1 "$(plug_of "$dev")"
-	losetup -d "$dev"
-	rm -f $f
-	if [ -b /dev/vda ]; then
-		dev=$(losetup -f --show -r /dev/vda)
-		assert_eq "virtio-blk (->commit_rqs)" 1 "$(plug_of "$dev")"
-		dd if="$dev" of=/dev/null bs=64k count=16 iflag=direct status=none || fail "read through virtio failed"
-		losetup -d "$dev"
-	fi
-}
-
 ktap_main block_backing
