@@ -98,17 +98,19 @@ irq_snap() {
 # at the loop device bio queued -> request allocated -> queue_rq -> completed; the
 # hand-off from queue_rq to the backing request's allocation; at the backing
 # null_blk allocated -> dispatched (a plug holds it) -> completed; and back from the
-# null_blk's completion to the loop request's. Not part of make bench's numbers:
+# null_blk's completion to the loop request's; and for work items, from queueing to
+# start and the share started on the CPU that queued them. Not part of make bench's numbers:
 # tracing costs CPU. Records: @@TRACE system workload round step mean_us count
 TR=/sys/kernel/tracing
 trace_on() {
 	grep -q 'rl\.trace' /proc/cmdline || return 0
 	mountpoint -q $TR || mount -t tracefs nodev $TR 2>/dev/null || return 0
 	echo 0 >$TR/tracing_on
-	echo 32768 >$TR/buffer_size_kb
+	echo 65536 >$TR/buffer_size_kb
 	local e
-	for e in block_bio_queue block_getrq block_rq_issue block_rq_complete; do
-		echo 1 >$TR/events/block/$e/enable
+	for e in block/block_bio_queue block/block_getrq block/block_rq_issue block/block_rq_complete \
+		workqueue/workqueue_queue_work workqueue/workqueue_execute_start; do
+		echo 1 >$TR/events/$e/enable
 	done
 	: >$TR/trace
 	echo 1 >$TR/tracing_on
@@ -121,8 +123,25 @@ trace_off() { # system workload round
 	awk -v back="$back" -v tag="$1 $2 $3" '
 		function add(k, v) { if (v >= 0) { sum[k] += v; n[k]++ } }
 		{
-			for (i = 1; i <= NF && $i !~ /^block_[a-z_]+:$/; i++);
+			for (i = 1; i <= NF && $i !~ /^(block|workqueue)_[a-z_]+:$/; i++);
 			if (i > NF) next
+			# Work items (of any driver): queued -> started, and on the CPU that
+			# queued them or the other one.
+			if ($i ~ /^workqueue_/) {
+				t = $(i - 1); sub(/:$/, "", t); t *= 1e6
+				for (c = 1; c < i && $c !~ /^\[[0-9]+\]$/; c++);
+				if ($i == "workqueue_queue_work:") {
+					w = $(i + 2); sub(/^struct=/, "", w); wq[w] = t; wc[w] = $c
+				} else {
+					w = $(i + 3); sub(/:$/, "", w)
+					if (w in wq) {
+						add("work_queued_to_started", t - wq[w])
+						add("work_started_on_queueing_cpu", $c == wc[w])
+						delete wq[w]
+					}
+				}
+				next
+			}
 			for (j = i + 2; j <= NF && $j != "+"; j++);
 			if (j > NF) next
 			ev = $i; t = $(i - 1); sub(/:$/, "", t); t *= 1e6
