@@ -98,9 +98,10 @@ irq_snap() {
 # at the loop device bio queued -> request allocated -> queue_rq -> completed; the
 # hand-off from queue_rq to the backing request's allocation; at the backing
 # null_blk allocated -> dispatched (a plug holds it) -> completed; and back from the
-# null_blk's completion to the loop request's; and for work items, from queueing to
-# start and the share started on the CPU that queued them. Not part of make bench's numbers:
-# tracing costs CPU. Records: @@TRACE system workload round step mean_us count
+# null_blk's completion to the loop request's; for work items, from queueing to
+# start and the share started on the CPU that queued them. Not part of make
+# bench's numbers: tracing costs CPU.
+# Records: @@TRACE system workload round step mean_us count
 TR=/sys/kernel/tracing
 trace_on() {
 	grep -q 'rl\.trace' /proc/cmdline || return 0
@@ -125,12 +126,12 @@ trace_off() { # system workload round
 		{
 			for (i = 1; i <= NF && $i !~ /^(block|workqueue)_[a-z_]+:$/; i++);
 			if (i > NF) next
+			ev = $i; t = $(i - 1); sub(/:$/, "", t); t *= 1e6
 			# Work items (of any driver): queued -> started, and on the CPU that
 			# queued them or the other one.
-			if ($i ~ /^workqueue_/) {
-				t = $(i - 1); sub(/:$/, "", t); t *= 1e6
+			if (ev ~ /^workqueue_/) {
 				for (c = 1; c < i && $c !~ /^\[[0-9]+\]$/; c++);
-				if ($i == "workqueue_queue_work:") {
+				if (ev == "workqueue_queue_work:") {
 					w = $(i + 2); sub(/^struct=/, "", w); wq[w] = t; wc[w] = $c
 				} else {
 					w = $(i + 3); sub(/:$/, "", w)
@@ -144,7 +145,8 @@ trace_off() { # system workload round
 			}
 			for (j = i + 2; j <= NF && $j != "+"; j++);
 			if (j > NF) next
-			ev = $i; t = $(i - 1); sub(/:$/, "", t); t *= 1e6
+			# o: the sector within its 64 MiB device (131072 sectors, scale_setup),
+			# which pairs a loop request with its backing request.
 			split($(i + 1), d, ","); s = $(j - 1); k = $(i + 1) " " s; o = s % 131072
 			if (d[1] != back) {
 				if (ev == "block_bio_queue:") q[k] = t
