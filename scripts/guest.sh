@@ -11,6 +11,9 @@
 #   vCPUs). Throughput then measures instructions per I/O, the same whatever else
 #   the host does: an A/B instrument for CPU cost (rounds agree within 1%, where
 #   real-time TCG rounds on a busy host differ by 40%), not a benchmark of speed.
+#   Blind to parallelism (one host thread) and to device emulation (no virtual
+#   time): a change that trades CPU for either is judged in real time
+#   (docs/benchmark.md, "Session 20").
 # GUEST_TIMEOUT (seconds) bounds every boot.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
