@@ -41,6 +41,9 @@ cl_wl=$(sed -n 's/.*rl\.wl=\([a-z0-9,-]*\).*/\1/p' /proc/cmdline | tr , ' ')
 # mode, 5 ms completions: throughput needs queue depth, as on network or cloud
 # disks), each at its own 64 MiB, one fio job per device at depth 32.
 SCALE_NS=${BENCH_SCALE_NS:-"1 4 8 16 64"}
+# Each busy device's own slice of the slow null_blk, in MiB and in sectors.
+SLICE_MIB=64
+SLICE_SECTORS=$((SLICE_MIB * 2048))
 [ "$quick" = 1 ] && SCALE_NS="1 4"
 cl_scale=$(sed -n 's/.*rl\.scale=\([0-9,]*\).*/\1/p' /proc/cmdline | tr , ' ')
 [ -n "$cl_scale" ] && SCALE_NS=$cl_scale
@@ -121,7 +124,7 @@ trace_off() { # system workload round
 	echo 0 >$TR/tracing_on
 	local back
 	back=$(cut -d: -f1 /sys/block/rlslow/dev)
-	awk -v back="$back" -v tag="$1 $2 $3" '
+	awk -v back="$back" -v tag="$1 $2 $3" -v slice=$SLICE_SECTORS '
 		function add(k, v) { if (v >= 0) { sum[k] += v; n[k]++ } }
 		{
 			for (i = 1; i <= NF && $i !~ /^(block|workqueue)_[a-z_]+:$/; i++);
@@ -145,9 +148,9 @@ trace_off() { # system workload round
 			}
 			for (j = i + 2; j <= NF && $j != "+"; j++);
 			if (j > NF) next
-			# o: the sector within its 64 MiB device (131072 sectors, scale_setup),
-			# which pairs a loop request with its backing request.
-			split($(i + 1), d, ","); s = $(j - 1); k = $(i + 1) " " s; o = s % 131072
+			# o: the sector within the slice of its device (scale_setup), which pairs a
+			# loop request with its backing request.
+			split($(i + 1), d, ","); s = $(j - 1); k = $(i + 1) " " s; o = s % slice
 			if (d[1] != back) {
 				if (ev == "block_bio_queue:") q[k] = t
 				else if (ev == "block_getrq:") { if (k in q) add("dev_queued_to_alloc", t - q[k]); g[k] = t }
@@ -300,7 +303,7 @@ slow_up() {
 	echo 4096 >$SLOW/hw_queue_depth
 	echo 0 >$SLOW/memory_backed
 	echo 4096 >$SLOW/blocksize
-	echo $((64 * 64 + 64)) >$SLOW/size
+	echo $((SLICE_MIB * 64 + 64)) >$SLOW/size
 	echo 1 >$SLOW/power
 	[ -b /dev/rlslow ]
 }
@@ -313,14 +316,14 @@ scale_setup() { # system N -> SDEVS, or prints @@NA and fails
 		unload_loops
 		load_loop $sys
 		for i in $(seq 0 $((n - 1))); do
-			d=$(losetup -f --show --direct-io=on -o $((i * 64))M --sizelimit 64M /dev/rlslow) ||
+			d=$(losetup -f --show --direct-io=on -o $((i * SLICE_MIB))M --sizelimit ${SLICE_MIB}M /dev/rlslow) ||
 				{ echo "@@NA $sys nullb-5ms losetup failed at device $i"; return 1; }
 			SDEVS="$SDEVS $d"
 		done
 		;;
 	dm-linear)
 		for i in $(seq 0 $((n - 1))); do
-			dmsetup create rlscale$i --table "0 131072 linear /dev/rlslow $((i * 131072))" ||
+			dmsetup create rlscale$i --table "0 $SLICE_SECTORS linear /dev/rlslow $((i * SLICE_SECTORS))" ||
 				{ echo "@@NA $sys nullb-5ms dmsetup failed"; return 1; }
 			# No udev in the guest: the node is /dev/dm-N (devtmpfs), not /dev/mapper.
 			d=/dev/$(dmsetup info -c --noheadings -o blkdevname rlscale$i | tr -d ' ')
