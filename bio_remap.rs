@@ -19,7 +19,7 @@ use crate::device::{complete, LoopDevice};
 use crate::kapi::bio::{BioSet, RemapDone};
 use crate::kapi::blk::Request;
 use crate::kapi::file::{BackingFile, FileKind};
-use kernel::{prelude::*, sync::Arc};
+use kernel::{prelude::*, sync::Arc, time::Delta};
 
 /// Whether `file` at `offset` can be served by remapping.
 pub(crate) fn can_remap(file: &BackingFile, offset: u64) -> bool {
@@ -57,9 +57,11 @@ fn map_sector(offset: u64, sector: u64) -> u64 {
 const SECTOR_SHIFT: u32 = 9;
 
 impl RemapDone for LoopDevice {
-    fn remap_done(rq: Request<LoopDevice>, res: Result) {
+    fn remap_done(rq: Request<LoopDevice>, res: Result, at_backing: Delta) {
+        let dev = rq.data();
+        dev.note_backing_time(at_backing);
         if res.is_ok() {
-            rq.data().stats.add(0, rq.len() as usize);
+            dev.stats.add(0, rq.len() as usize);
         }
         complete(rq, res);
     }

@@ -18,6 +18,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
+    time::Delta,
 };
 
 /// Where a device is in its life (loop.c's `lo_state`).
@@ -42,7 +43,8 @@ pub(crate) struct Stats {
     pub(crate) segments: AtomicU64,
     /// Bytes moved between request pages and the backing file.
     pub(crate) bytes: AtomicU64,
-    /// Requests completed in `queue_rq` without a hand-off to the worker.
+    /// Requests completed in `queue_rq`, or remapped from there, without a
+    /// hand-off to the worker.
     pub(crate) inline: AtomicU64,
 }
 
@@ -66,6 +68,9 @@ pub(crate) struct LoopDevice {
     /// Requests that still go to the worker though they find the queue empty,
     /// because a recent one found others in flight (see `transfer::queue_rq`).
     pub(crate) pipeline: AtomicU32,
+    /// How long a remapped request spends at the backing device, in microseconds
+    /// (a moving average over about the last eight; 0 until the first).
+    pub(crate) backing_us: AtomicU32,
 }
 
 impl LoopDevice {
@@ -79,6 +84,7 @@ impl LoopDevice {
                 inflight: AtomicUsize::new(0),
                 streak: AtomicU32::new(0),
                 pipeline: AtomicU32::new(0),
+                backing_us: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )
@@ -102,6 +108,8 @@ impl LoopDevice {
     /// lock (lockdep: `bio_slab_lock` after `q_usage_counter`).
     #[must_use]
     pub(crate) fn set_binding(&self, b: Option<Arc<Binding>>) -> Option<Arc<Binding>> {
+        // A new backing device has not been measured yet.
+        self.backing_us.store(0, Ordering::Relaxed);
         core::mem::replace(&mut *self.io.lock(), b)
     }
 
@@ -114,6 +122,26 @@ impl LoopDevice {
     /// flight before it. Paired with [`complete`].
     pub(crate) fn start_request(&self) -> usize {
         self.inflight.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds one remapped request's time at the backing device to the average
+    /// (any context; two completions at once may lose one sample, which an
+    /// average can spare).
+    pub(crate) fn note_backing_time(&self, t: Delta) {
+        let sample = t.as_micros_ceil().clamp(0, i64::from(u32::MAX)) as u32;
+        let avg = self.backing_us.load(Ordering::Relaxed);
+        let next = if sample >= avg {
+            avg + (sample - avg) / 8
+        } else {
+            avg - (avg - sample) / 8
+        };
+        self.backing_us.store(next, Ordering::Relaxed);
+    }
+
+    /// Whether remapped requests have been spending at least `at_least` at the
+    /// backing device.
+    pub(crate) fn backing_slower_than(&self, at_least: Delta) -> bool {
+        i64::from(self.backing_us.load(Ordering::Relaxed)) >= at_least.as_micros_ceil()
     }
 }
 
@@ -246,6 +274,10 @@ pub(crate) struct Binding {
     pub(crate) worker: Arc<Workers>,
     /// Clone pool when bios are remapped onto a backing block device.
     pub(crate) remap: Option<Arc<BioSet>>,
+    /// Remapped requests may be submitted from `queue_rq` at any depth when the
+    /// backing device is slow: its driver has no doorbell to save by batching
+    /// (no `->commit_rqs`), so a clone sent alone costs what it costs in a batch.
+    pub(crate) remap_unbatched: bool,
     /// Set once the filesystem said EOPNOTSUPP to a hole punch / zero range.
     pub(crate) discard_off: AtomicBool,
     pub(crate) zeroes_off: AtomicBool,
@@ -281,6 +313,8 @@ impl Binding {
         } else {
             None
         };
+        let remap_unbatched =
+            remap.is_some() && file.block_device().is_some_and(|d| !d.commits_batches());
         Self {
             file,
             offset,
@@ -291,6 +325,7 @@ impl Binding {
             inline_dio: regular,
             worker,
             remap,
+            remap_unbatched,
             discard_off: AtomicBool::new(false),
             zeroes_off: AtomicBool::new(false),
         }

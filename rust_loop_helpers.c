@@ -327,6 +327,14 @@ struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev)
 	return &bdev_get_queue(bdev)->limits;
 }
 
+/* Whether the device's driver rings its doorbell once per batch (->commit_rqs). */
+bool rust_loop_bdev_commits_batches(struct block_device *bdev)
+{
+	const struct blk_mq_ops *ops = bdev_get_queue(bdev)->mq_ops;
+
+	return ops && ops->commit_rqs;
+}
+
 /* spin_lock_irqsave and friends are macros; kapi/sync.rs uses them on 7.2. */
 unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock)
 {

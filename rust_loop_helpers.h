@@ -52,6 +52,7 @@ unsigned int rust_loop_noio_save(void);
 void rust_loop_noio_restore(unsigned int flags);
 gfp_t rust_loop_gfp_noio(void);
 struct queue_limits *rust_loop_bdev_limits(struct block_device *bdev);
+bool rust_loop_bdev_commits_batches(struct block_device *bdev);
 unsigned long rust_loop_spin_lock_irqsave(spinlock_t *lock);
 bool rust_loop_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags);
 void rust_loop_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);

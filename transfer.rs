@@ -22,7 +22,7 @@ use crate::kapi::errno::eopnotsupp;
 use crate::kapi::file::{falloc, iocb, BackingFile};
 use crate::worker::Worker;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{prelude::*, sync::Arc, workqueue::WorkItem};
+use kernel::{prelude::*, sync::Arc, time::Delta, workqueue::WorkItem};
 
 impl WorkItem for Worker {
     type Pointer = Arc<Worker>;
@@ -104,7 +104,8 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     };
     // Under a plug (a plug flush) no bio is submitted from here: it would join the
     // plug being flushed. Page-cache reads submit none, so they may still run.
-    let submit_inline = alone && !plugged();
+    let unplugged = !plugged();
+    let submit_inline = alone && unplugged;
     let Some(b) = dev.binding() else {
         complete(rq, Err(EIO));
         return;
@@ -116,7 +117,8 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
             complete(rq, Err(EIO));
             return;
         }
-        Route::Remap(pool) if submit_inline => {
+        Route::Remap(pool) if submit_inline || (unplugged && latency_bound(dev, &b)) => {
+            dev.stats.inline.fetch_add(1, Ordering::Relaxed);
             crate::bio_remap::submit(rq, pool, &b.file, b.offset);
             return;
         }
@@ -186,6 +188,27 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
         }
     }
     b.worker.push(Pending { rq, done });
+}
+
+/// A backing device this slow makes a remapping device wait for it, not for CPU.
+const SLOW_BACKING: Delta = Delta::from_millis(1);
+
+/// Whether a remapped request is submitted here though others are in flight:
+/// when the device waits for a slow backing device (a disk, a network or cloud
+/// volume), the worker has nothing queued, and the backing device's driver has
+/// no doorbell that a batch of clones would ring once (see
+/// `Binding::remap_unbatched`).
+///
+/// The worker pays at depth when the backing device is fast: the submitter is
+/// then bound by CPU, and the worker remaps on a second one (null_blk at depth
+/// 32: 1.42x faster with the worker than remapping here, docs/benchmark.md,
+/// session 20). When requests wait a millisecond or more at the backing device,
+/// the device is bound by that wait: a remap is a few microseconds of the
+/// submitter's CPU, while the hand-off adds a wake-up of the worker to every
+/// request's time, and its CPU to a host where many such devices are busy. A
+/// worker with requests queued keeps taking them, in order.
+fn latency_bound(dev: &LoopDevice, b: &Binding) -> bool {
+    b.remap_unbatched && dev.backing_slower_than(SLOW_BACKING) && b.worker.idle()
 }
 
 /// Whether a request that finds the queue empty still goes to the worker, as one

@@ -14,12 +14,19 @@ use super::file::BackingFile;
 use crate::kapi::helpers::*;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    error::to_result,
+    prelude::*,
+    time::{Delta, Instant, Monotonic},
+    types::Opaque,
+};
 
 /// Gets a request back when all its clones completed. May run in interrupt context.
 pub(crate) trait RemapDone: DiskOps {
-    /// `res`: `Ok` or the first clone's error.
-    fn remap_done(rq: Request<Self>, res: Result);
+    /// `res`: `Ok` or the first clone's error; `at_backing`: the time from the
+    /// submission of the first clone to the completion of the last.
+    fn remap_done(rq: Request<Self>, res: Result, at_backing: Delta);
 }
 
 /// A pool of bios for clones, with a reserve.
@@ -66,6 +73,8 @@ impl Drop for BioSet {
 pub(crate) struct Remap {
     refs: AtomicU32,
     err: AtomicI64,
+    /// When the first clone was submitted.
+    start: Instant<Monotonic>,
 }
 
 /// The block device of a block-device backing file: only such a file makes one,
@@ -99,6 +108,14 @@ impl BackingFile {
 }
 
 impl BlockDevice<'_> {
+    /// Whether the device's driver rings its doorbell once per batch of requests
+    /// (`->commit_rqs`: virtio, NVMe, SCSI), so that bios submitted together under
+    /// a plug cost one doorbell, and bios submitted one by one one each.
+    pub(crate) fn commits_batches(&self) -> bool {
+        // SAFETY: By the invariant the device is open, so its queue is live.
+        unsafe { rust_loop_bdev_commits_batches(self.bdev) }
+    }
+
     /// Stacks the device's queue limits (starting at `offset` bytes) onto `lim`, as
     /// device-mapper does (`blk_stack_limits`).
     pub(crate) fn stack_limits_onto(&self, lim: &mut super::blk::Limits, offset: u64) {
@@ -149,6 +166,7 @@ impl<T: RemapDone> Request<T> {
                 Remap {
                     refs: AtomicU32::new(1),
                     err: AtomicI64::new(0),
+                    start: Instant::now(),
                 },
             );
             let mut bio = (*rq).bio;
@@ -203,6 +221,7 @@ unsafe fn put<T: RemapDone>(st: *mut Remap) {
             return;
         }
         let e = (*st).err.load(Ordering::Relaxed);
+        let at_backing = (*st).start.elapsed();
         let rq = Request::<T>::from_raw(Pdu::request(st));
         T::remap_done(
             rq,
@@ -211,6 +230,7 @@ unsafe fn put<T: RemapDone>(st: *mut Remap) {
             } else {
                 Err(Error::from_errno(e as i32))
             },
+            at_backing,
         );
     }
 }

@@ -70,6 +70,7 @@ extern "C" {
     pub(super) fn rust_loop_bdev_limits(
         bdev: *mut bindings::block_device,
     ) -> *mut bindings::queue_limits;
+    pub(super) fn rust_loop_bdev_commits_batches(bdev: *mut bindings::block_device) -> bool;
     pub(super) fn rust_loop_noio_save() -> c_uint;
     pub(super) fn rust_loop_noio_restore(flags: c_uint);
     pub(super) fn rust_loop_rq_blkcg_css(

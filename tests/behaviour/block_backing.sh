@@ -98,6 +98,66 @@ test_remapped_one_mib_read_moves_one_mib_once() {
 	nullb_rm rlnb5
 }
 
+inline_of() { # DEV: requests of DEV served in ->queue_rq, no hand-off
+	sed -n "s/^${1#/dev/} .*inline=\([0-9]*\).*/\1/p" $STATS
+}
+requests_of() { # DEV
+	sed -n "s/^${1#/dev/} .*requests=\([0-9]*\).*/\1/p" $STATS
+}
+deep_reads() { # DEV MiB: 4 KiB random direct reads at depth 32
+	fio --name=deep --filename="$1" --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+		--iodepth=32 --io_size=${2}m --norandommap --randrepeat=0 --output=/dev/null ||
+		fail "fio at depth 32 on $1 failed"
+}
+
+# A backing device that takes 5 ms per request (null_blk in timer mode, as a disk
+# or a network volume) makes the loop device wait for it, not for CPU: at depth
+# 32 its remapped reads are submitted from ->queue_rq while the worker has
+# nothing queued, instead of waking the worker for each (before this rule only
+# a lone request was: 1 of 512 here).
+test_a_slow_backing_is_remapped_at_depth_without_handoff() {
+	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
+	[ -d $NULLB_CFG ] || skip "no null_blk configfs"
+	local d=$NULLB_CFG/rlnbslow dev i0 r0 n r
+	rmdir $d 2>/dev/null || true
+	mkdir $d
+	echo 2 >$d/irqmode
+	echo 5000000 >$d/completion_nsec
+	echo 0 >$d/memory_backed
+	echo 64 >$d/size
+	echo 1 >$d/power
+	[ -b /dev/rlnbslow ] || fail "no /dev/rlnbslow"
+	dev=$(losetup -f --show --direct-io=on /dev/rlnbslow)
+	# The first reads measure the backing device; the counted ones follow.
+	deep_reads "$dev" 1
+	i0=$(inline_of "$dev") r0=$(requests_of "$dev")
+	deep_reads "$dev" 2
+	n=$(($(inline_of "$dev") - i0)) r=$(($(requests_of "$dev") - r0))
+	losetup -d "$dev"
+	nullb_rm rlnbslow
+	[ $r -ge 512 ] || fail "only $r requests for 2 MiB of 4 KiB reads"
+	[ $((n * 2)) -ge $r ] || fail "$n of $r reads at depth 32 on a 5 ms backing device remapped without a hand-off (less than half)"
+}
+
+# On a fast backing device the submitter at depth 32 is bound by CPU: the worker
+# keeps remapping on a second CPU (the same mix as for file backing, see
+# data_path.sh test_a_deep_submitter_keeps_the_worker), and the slow-backing
+# rule above must not turn it into remapping one after another in ->queue_rq.
+test_a_fast_backing_at_depth_keeps_the_worker() {
+	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
+	local dev i0 r0 n r
+	nullb_make rlnbfast 4096 1024 0 0
+	dev=$(losetup -f --show --direct-io=on /dev/rlnbfast)
+	deep_reads "$dev" 1
+	i0=$(inline_of "$dev") r0=$(requests_of "$dev")
+	deep_reads "$dev" 16
+	n=$(($(inline_of "$dev") - i0)) r=$(($(requests_of "$dev") - r0))
+	losetup -d "$dev"
+	nullb_rm rlnbfast
+	[ $r -ge 4096 ] || fail "only $r requests for 16 MiB of 4 KiB reads"
+	[ $((n * 2)) -le $r ] || fail "$n of $r reads at depth 32 on a memory-backed null_blk remapped in ->queue_rq (more than half)"
+}
+
 test_unaligned_offset_falls_back_to_file_path() {
 	local dev
 	nullb_make rlnb6 4096 1024 0 0
