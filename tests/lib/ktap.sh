@@ -84,6 +84,8 @@ ktap_main() {
 			fi
 		elif [ $rc = 0 ]; then
 			echo "ok $n $name"
+			# What a passing test measured, as its KTAP diagnostics ("# ...").
+			grep '^# ' <<<"$out" || true
 		elif [ $rc = 4 ]; then
 			echo "ok $n $name # SKIP $(cat "$WORK/.skip" 2>/dev/null)"
 		else
