@@ -142,7 +142,7 @@ test_memcg_holds_through_a_tmpfs_file() {
 # single worker per device). Not a bound on the read's own time: on a debug
 # kernel under TCG the 4 MiB alone take 1.7-2.6 s.
 test_a_throttled_tenant_does_not_stall_another() {
-	local d t0 t1 s w r0 r1 other=$CGROOT/rlother
+	local d t0 t1 s w r0 r1 left other=$CGROOT/rlother
 	cg_up
 	assert_disk_is_faster_unthrottled
 	rmdir $other 2>/dev/null || true
@@ -174,12 +174,13 @@ test_a_throttled_tenant_does_not_stall_another() {
 	cg_down
 	[ -n "$r1" ] || fail "another cgroup's read through $d failed"
 	s=$(echo "$r0 $r1" | awk '{printf "%.1f", $2 - $1}')
-	echo "# the other cgroup's 4 MiB: $s s, of the $(echo "$r0 $t1" | awk '{printf "%.1f", $2 - $1}') s the flush still waited"
+	left=$(echo "$r0 $t1" | awk '{printf "%.1f", $2 - $1}')
+	echo "# the other cgroup's 4 MiB: $s s, of the $left s the flush still waited"
 	# The flush still waited for the tenant's throttled writeback a while after the
 	# other read began (on a debug kernel the 16 MiB into the page cache take 15 s,
 	# while writeback drains them: the flush may find little left to wait for).
-	awk -v r0="$r0" -v t1="$t1" 'BEGIN { exit !(t1 - r0 >= 5.0) }' ||
-		skip "the flush ended $(echo "$r0 $t1" | awk '{printf "%.1f", $2 - $1}') s after the other cgroup's read began (all $w s): its throttle did not hold it long enough to tell"
+	awk -v left="$left" 'BEGIN { exit !(left >= 5.0) }' ||
+		skip "the flush ended $left s after the other cgroup's read began (all $w s): its throttle did not hold it long enough to tell"
 	awk -v r1="$r1" -v t1="$t1" 'BEGIN { exit !(r1 < t1 - 1) }' ||
 		fail "another cgroup's 4 MiB read took $s s while a throttled tenant's flush waited ($w s)"
 }
