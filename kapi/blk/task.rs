@@ -16,6 +16,21 @@ pub(crate) fn plugged() -> bool {
     !unsafe { rust_loop_current_plug() }.is_null()
 }
 
+extern "C" {
+    /// Exported by the scheduler (`kernel/sched/core.c`, for KVM's and vhost's
+    /// polling); its header is not among the bindings'.
+    fn single_task_running() -> bool;
+}
+
+/// Whether another task is runnable on this CPU (`!single_task_running()`): the
+/// CPU is contended, so work done here delays it. Reads this CPU's run-queue
+/// length without a lock, a hint: the task may move to another CPU right after.
+pub(crate) fn cpu_contended() -> bool {
+    // SAFETY: `single_task_running` only reads the current CPU's run-queue
+    // length; it is callable in any context, preemptible included.
+    !unsafe { single_task_running() }
+}
+
 /// Runs `f` under a plug of its own (`blk_start_plug`/`blk_finish_plug`): bios it
 /// submits reach their device together at the end (or when the task sleeps), one
 /// queue run and doorbell for the lot instead of one each.

@@ -144,6 +144,49 @@ test_a_slow_backing_is_remapped_at_depth_without_handoff() {
 	[ $((N * 2)) -ge $R ] || fail "$N of $R reads at depth 32 on a 5 ms backing device remapped without a hand-off (less than half)"
 }
 
+# With many busy devices on a slow backing device (here four per CPU and four
+# more, at depth 32 each) the CPUs are what the devices wait for: a submitter
+# finds another task runnable on its CPU, the slow-backing rule is off and the
+# workers take the requests, in batches (session 23, 2 vCPUs, 5 ms null_blk:
+# remapping in every submitter was 0.81x loop.ko at 64 busy devices, the workers
+# 1.04x). All devices read at once, for a fixed time, so they are busy together
+# from start to end.
+test_many_busy_devices_on_a_slow_backing_keep_the_worker() {
+	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
+	[ -d $NULLB_CFG ] || skip "no null_blk configfs"
+	local d=$NULLB_CFG/rlnbmany n=$(($(nproc) * 4 + 4)) i dev devs=() args=() N=0 R=0 i0=0 r0=0
+	rmdir $d 2>/dev/null || true
+	mkdir $d
+	echo 2 >$d/irqmode
+	echo 5000000 >$d/completion_nsec
+	echo 0 >$d/memory_backed
+	echo 4096 >$d/hw_queue_depth
+	echo $((n * 4 + 4)) >$d/size
+	echo 1 >$d/power
+	[ -b /dev/rlnbmany ] || fail "no /dev/rlnbmany"
+	for i in $(seq 0 $((n - 1))); do
+		dev=$(losetup -f --show --direct-io=on -o $((i * 4))M --sizelimit 4M /dev/rlnbmany) ||
+			fail "losetup of device $i of $n failed"
+		devs+=("$dev")
+		args+=(--name="${dev#/dev/}" --filename="$dev")
+		# One device busy alone: rust_loop measures the backing device (5 ms).
+		deep_reads "$dev" 1
+		i0=$((i0 + $(inline_of "$dev"))) r0=$((r0 + $(requests_of "$dev")))
+	done
+	fio --rw=randread --bs=4k --direct=1 --ioengine=libaio --iodepth=32 --size=4m \
+		--runtime=3 --time_based --norandommap --randrepeat=0 --output=/dev/null "${args[@]}" ||
+		fail "fio on $n devices at once failed"
+	for dev in "${devs[@]}"; do
+		N=$((N + $(inline_of "$dev"))) R=$((R + $(requests_of "$dev")))
+		losetup -d "$dev"
+	done
+	N=$((N - i0)) R=$((R - r0))
+	nullb_rm rlnbmany
+	echo "# $N of $R reads at depth 32 on $n busy devices ($(nproc) CPUs) remapped in ->queue_rq"
+	[ $R -ge $((n * 32)) ] || fail "only $R reads on $n devices in 3 s"
+	[ $((N * 2)) -le $R ] || fail "$N of $R reads on $n busy devices remapped in ->queue_rq (more than half)"
+}
+
 # On a fast backing device the submitter at depth 32 is bound by CPU: the worker
 # keeps remapping on a second CPU (the same mix as for file backing, see
 # data_path.sh test_a_deep_submitter_keeps_the_worker), and the slow-backing
