@@ -122,6 +122,21 @@ deep_share() {
 	[ $R -ge $(($2 * 256)) ] || fail "only $R requests for $2 MiB of 4 KiB reads"
 }
 
+# slow_nullb NAME SIZE_MB [HW_QUEUE_DEPTH]: a null_blk that takes 5 ms per request
+# (timer mode, no memory behind it), as a disk or a network volume.
+slow_nullb() {
+	local d=$NULLB_CFG/$1
+	rmdir $d 2>/dev/null || true
+	mkdir $d
+	echo 2 >$d/irqmode
+	echo 5000000 >$d/completion_nsec
+	echo 0 >$d/memory_backed
+	[ -z "${3:-}" ] || echo "$3" >$d/hw_queue_depth
+	echo "$2" >$d/size
+	echo 1 >$d/power
+	[ -b /dev/$1 ] || fail "no /dev/$1"
+}
+
 # A backing device that takes 5 ms per request (null_blk in timer mode, as a disk
 # or a network volume) makes the loop device wait for it, not for CPU: at depth
 # 32 its remapped reads are submitted from ->queue_rq while the worker has
@@ -132,15 +147,8 @@ deep_share() {
 test_a_slow_backing_is_remapped_at_depth_without_handoff() {
 	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
 	[ -d $NULLB_CFG ] || skip "no null_blk configfs"
-	local d=$NULLB_CFG/rlnbslow N R
-	rmdir $d 2>/dev/null || true
-	mkdir $d
-	echo 2 >$d/irqmode
-	echo 5000000 >$d/completion_nsec
-	echo 0 >$d/memory_backed
-	echo 64 >$d/size
-	echo 1 >$d/power
-	[ -b /dev/rlnbslow ] || fail "no /dev/rlnbslow"
+	local N R
+	slow_nullb rlnbslow 64
 	deep_share "$(losetup -f --show --direct-io=on /dev/rlnbslow)" 2
 	nullb_rm rlnbslow
 	[ $((N * 4)) -ge $R ] || fail "$N of $R reads at depth 32 on a 5 ms backing device remapped without a hand-off (less than a quarter)"
@@ -156,16 +164,8 @@ test_a_slow_backing_is_remapped_at_depth_without_handoff() {
 test_many_busy_devices_on_a_slow_backing_keep_the_worker() {
 	[ -r $STATS ] || skip "no per-device counters in $LOOP_IMPL"
 	[ -d $NULLB_CFG ] || skip "no null_blk configfs"
-	local d=$NULLB_CFG/rlnbmany n=$(($(nproc) * 4 + 4)) i dev devs=() args=() N=0 R=0 i0=0 r0=0
-	rmdir $d 2>/dev/null || true
-	mkdir $d
-	echo 2 >$d/irqmode
-	echo 5000000 >$d/completion_nsec
-	echo 0 >$d/memory_backed
-	echo 4096 >$d/hw_queue_depth
-	echo $((n * 4 + 4)) >$d/size
-	echo 1 >$d/power
-	[ -b /dev/rlnbmany ] || fail "no /dev/rlnbmany"
+	local n=$(($(nproc) * 4 + 4)) i dev devs=() args=() N=0 R=0 i0=0 r0=0
+	slow_nullb rlnbmany $((n * 4 + 4)) 4096
 	for i in $(seq 0 $((n - 1))); do
 		dev=$(losetup -f --show --direct-io=on -o $((i * 4))M --sizelimit 4M /dev/rlnbmany) ||
 			fail "losetup of device $i of $n failed"
