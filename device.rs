@@ -72,6 +72,9 @@ pub(crate) struct LoopDevice {
     /// microseconds: the lower envelope of recent requests' times (see
     /// [`lower_envelope`]; 0 until the first).
     pub(crate) backing_us: AtomicU32,
+    /// How often recent submissions found their CPU contended, in 1/1024 (see
+    /// [`contention_average`]; 0 until the first).
+    pub(crate) contention: AtomicU32,
 }
 
 impl LoopDevice {
@@ -86,6 +89,7 @@ impl LoopDevice {
                 streak: AtomicU32::new(0),
                 pipeline: AtomicU32::new(0),
                 backing_us: AtomicU32::new(0),
+                contention: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )
@@ -139,6 +143,35 @@ impl LoopDevice {
     /// backing device.
     pub(crate) fn backing_slower_than(&self, at_least: Delta) -> bool {
         i64::from(self.backing_us.load(Ordering::Relaxed)) >= at_least.as_micros_ceil()
+    }
+
+    /// Adds whether a submission found its CPU contended to the average and
+    /// returns whether most recent ones did (any context; a lost update between
+    /// two CPUs costs one sample).
+    pub(crate) fn note_contention(&self, contended: bool) -> bool {
+        let avg = contention_average(self.contention.load(Ordering::Relaxed), contended);
+        self.contention.store(avg, Ordering::Relaxed);
+        avg >= CONTENDED / 2
+    }
+}
+
+/// The scale of [`LoopDevice::contention`]: every recent submission contended.
+const CONTENDED: u32 = 1024;
+
+/// The share of recent submissions that found their CPU contended, in
+/// 1/`CONTENDED`, from the last average `avg` and a new submission: an
+/// exponential average that gives the new one an eighth. One submission that
+/// finds another task runnable, or one that finds none, does not flip a device
+/// whose CPUs are busy 70-80% of the time between its two ways of submitting
+/// (four busy devices on two vCPUs, docs/benchmark.md, session 24); a device
+/// whose submitters keep finding the CPU contended crosses half in six.
+fn contention_average(avg: u32, contended: bool) -> u32 {
+    let new = if contended { CONTENDED } else { 0 };
+    let avg = avg.min(CONTENDED);
+    if new >= avg {
+        avg + (new - avg).div_ceil(8)
+    } else {
+        avg - (avg - new).div_ceil(8)
     }
 }
 
@@ -346,7 +379,7 @@ impl Binding {
 
 #[kunit_tests(rust_loop_device)]
 mod tests {
-    use super::lower_envelope;
+    use super::{contention_average, lower_envelope, CONTENDED};
 
     /// The estimate drops to a faster request at once and rises toward slower
     /// ones by a sixteenth: a device whose every request takes 5 ms is over 1 ms
@@ -366,5 +399,36 @@ mod tests {
         assert!(lower_envelope(est, 5000) > est);
         assert_eq!(lower_envelope(est, 30), 30);
         assert_eq!(lower_envelope(u32::MAX - 1, u32::MAX), u32::MAX - 1);
+    }
+
+    /// The contention average crosses half after six contended submissions in a
+    /// row from none, falls back below it after six free ones, stays within its
+    /// scale, and reaches both ends.
+    #[test]
+    fn contention_average_needs_a_run_to_cross_half() {
+        let run = |mut avg: u32, contended: bool| {
+            let mut n = 0;
+            while (avg >= CONTENDED / 2) != contended {
+                avg = contention_average(avg, contended);
+                n += 1;
+            }
+            (n, avg)
+        };
+        let (up, high) = run(0, true);
+        assert_eq!(up, 6);
+        let (down, _) = run(CONTENDED, false);
+        assert_eq!(down, 6);
+        // One free submission among contended ones leaves the device contended.
+        assert!(contention_average(high.max(CONTENDED * 3 / 4), false) >= CONTENDED / 2);
+        let mut avg = 0;
+        for _ in 0..100 {
+            avg = contention_average(avg, true);
+        }
+        assert_eq!(avg, CONTENDED);
+        for _ in 0..100 {
+            avg = contention_average(avg, false);
+        }
+        assert_eq!(avg, 0);
+        assert_eq!(contention_average(u32::MAX, true), CONTENDED);
     }
 }

@@ -209,16 +209,18 @@ const SLOW_BACKING: Delta = Delta::from_millis(1);
 /// submitter's CPU, while the hand-off adds a wake-up of the worker to every
 /// request's time. A worker with requests queued keeps taking them, in order.
 ///
-/// When another task is runnable on this CPU, the CPUs are what the device waits
-/// for, not the backing device, and the worker's batches cost less CPU per
-/// request than remapping in every submitter (many busy devices on 2 vCPUs, 5 ms
-/// null_blk, docs/benchmark.md, session 23: with this condition 1.29x the rule
-/// without it at 64 busy devices, 1.18x at 16, 1.02x at one).
+/// When most recent submissions found another task runnable on their CPU, the
+/// CPUs are what the device waits for, not the backing device, and the worker's
+/// batches cost less CPU per request than remapping in every submitter (many
+/// busy devices on 2 vCPUs, 5 ms null_blk, docs/benchmark.md, session 23: with
+/// this condition 1.29x the rule without it at 64 busy devices, 1.18x at 16,
+/// 1.02x at one). Most, not this one: a device whose CPUs are busy part of the
+/// time would otherwise alternate between the two ways (session 24).
 fn latency_bound(dev: &LoopDevice, b: &Binding) -> bool {
     b.remap_unbatched
         && dev.backing_slower_than(SLOW_BACKING)
+        && !dev.note_contention(cpu_contended())
         && b.worker.idle()
-        && !cpu_contended()
 }
 
 /// Whether a request that finds the queue empty still goes to the worker, as one
