@@ -13,7 +13,7 @@ use crate::kapi::sync::{new_spinlock_irq, SpinLockIrq};
 use crate::kapi::uapi::{flags, LO_NAME_SIZE};
 use crate::kapi::ModuleRef;
 pub(crate) use crate::worker::{Pending, Workers};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -73,8 +73,13 @@ pub(crate) struct LoopDevice {
     /// [`lower_envelope`]; 0 until the first).
     pub(crate) backing_us: AtomicU32,
     /// How often recent submissions found their CPU contended, in 1/1024 (see
-    /// [`contention_average`]; 0 until the first).
+    /// [`recent_average`]; 0 until the first).
     pub(crate) contention: AtomicU32,
+    /// The task that submitted the last request that found others in flight.
+    pub(crate) last_submitter: AtomicI32,
+    /// How often such a request came from another task than the one before it,
+    /// in 1/1024 (see [`recent_average`]): more than one submitter.
+    pub(crate) submitters: AtomicU32,
 }
 
 impl LoopDevice {
@@ -90,6 +95,8 @@ impl LoopDevice {
                 pipeline: AtomicU32::new(0),
                 backing_us: AtomicU32::new(0),
                 contention: AtomicU32::new(0),
+                last_submitter: AtomicI32::new(0),
+                submitters: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )
@@ -149,25 +156,43 @@ impl LoopDevice {
     /// returns whether most recent ones did (any context; a lost update between
     /// two CPUs costs one sample).
     pub(crate) fn note_contention(&self, contended: bool) -> bool {
-        let avg = contention_average(self.contention.load(Ordering::Relaxed), contended);
+        let avg = recent_average(self.contention.load(Ordering::Relaxed), contended);
         self.contention.store(avg, Ordering::Relaxed);
-        avg >= CONTENDED / 2
+        avg >= RECENT_ALL / 2
+    }
+
+    /// Adds the submitter `pid` of a request that found others in flight and
+    /// returns whether a quarter of recent ones or more came from another task
+    /// than the one before them: the device has several submitters at once, not
+    /// one deep one.
+    pub(crate) fn note_submitter(&self, pid: i32) -> bool {
+        let other = self.last_submitter.load(Ordering::Relaxed) != pid;
+        if other {
+            self.last_submitter.store(pid, Ordering::Relaxed);
+        }
+        let avg = recent_average(self.submitters.load(Ordering::Relaxed), other);
+        // Written only when it changes: one deep submitter keeps it at 0.
+        if avg != self.submitters.load(Ordering::Relaxed) {
+            self.submitters.store(avg, Ordering::Relaxed);
+        }
+        avg >= RECENT_ALL / 4
     }
 }
 
-/// The scale of [`LoopDevice::contention`]: every recent submission contended.
-const CONTENDED: u32 = 1024;
+/// The scale of [`recent_average`]: every recent submission counted.
+const RECENT_ALL: u32 = 1024;
 
-/// The share of recent submissions that found their CPU contended, in
-/// 1/`CONTENDED`, from the last average `avg` and a new submission: an
-/// exponential average that gives the new one an eighth. One submission that
-/// finds another task runnable, or one that finds none, does not flip a device
-/// whose CPUs are busy 70-80% of the time between its two ways of submitting
-/// (four busy devices on two vCPUs, docs/benchmark.md, session 24); a device
-/// whose submitters keep finding the CPU contended crosses half in six.
-fn contention_average(avg: u32, contended: bool) -> u32 {
-    let new = if contended { CONTENDED } else { 0 };
-    let avg = avg.min(CONTENDED);
+/// The share of recent submissions that had a property (found their CPU
+/// contended, came from another task), in 1/`RECENT_ALL`, from the last average
+/// `avg` and whether a new submission had it (`hit`): an exponential average that
+/// gives the new one an eighth. One submission that finds another task runnable,
+/// or one that finds none, does not flip a device whose CPUs are busy 70-80% of
+/// the time between its two ways of submitting (four busy devices on two vCPUs,
+/// docs/benchmark.md, session 24); a device whose submitters keep finding the CPU
+/// contended crosses half in six.
+fn recent_average(avg: u32, hit: bool) -> u32 {
+    let new = if hit { RECENT_ALL } else { 0 };
+    let avg = avg.min(RECENT_ALL);
     if new >= avg {
         avg + (new - avg).div_ceil(8)
     } else {
@@ -379,7 +404,7 @@ impl Binding {
 
 #[kunit_tests(rust_loop_device)]
 mod tests {
-    use super::{contention_average, lower_envelope, CONTENDED};
+    use super::{lower_envelope, recent_average, RECENT_ALL};
 
     /// The estimate drops to a faster request at once and rises toward slower
     /// ones by a sixteenth: a device whose every request takes 5 ms is over 1 ms
@@ -401,34 +426,34 @@ mod tests {
         assert_eq!(lower_envelope(u32::MAX - 1, u32::MAX), u32::MAX - 1);
     }
 
-    /// The contention average crosses half after six contended submissions in a
+    /// The average crosses half after six contended submissions in a
     /// row from none, falls back below it after six free ones, stays within its
     /// scale, and reaches both ends.
     #[test]
-    fn contention_average_needs_a_run_to_cross_half() {
+    fn recent_average_needs_a_run_to_cross_half() {
         let run = |mut avg: u32, contended: bool| {
             let mut n = 0;
-            while (avg >= CONTENDED / 2) != contended {
-                avg = contention_average(avg, contended);
+            while (avg >= RECENT_ALL / 2) != contended {
+                avg = recent_average(avg, contended);
                 n += 1;
             }
             (n, avg)
         };
         let (up, high) = run(0, true);
         assert_eq!(up, 6);
-        let (down, _) = run(CONTENDED, false);
+        let (down, _) = run(RECENT_ALL, false);
         assert_eq!(down, 6);
         // One free submission among contended ones leaves the device contended.
-        assert!(contention_average(high.max(CONTENDED * 3 / 4), false) >= CONTENDED / 2);
+        assert!(recent_average(high.max(RECENT_ALL * 3 / 4), false) >= RECENT_ALL / 2);
         let mut avg = 0;
         for _ in 0..100 {
-            avg = contention_average(avg, true);
+            avg = recent_average(avg, true);
         }
-        assert_eq!(avg, CONTENDED);
+        assert_eq!(avg, RECENT_ALL);
         for _ in 0..100 {
-            avg = contention_average(avg, false);
+            avg = recent_average(avg, false);
         }
         assert_eq!(avg, 0);
-        assert_eq!(contention_average(u32::MAX, true), CONTENDED);
+        assert_eq!(recent_average(u32::MAX, true), RECENT_ALL);
     }
 }

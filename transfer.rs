@@ -141,7 +141,20 @@ pub(crate) fn queue_rq(dev: &LoopDevice, rq: Request<LoopDevice>, last: bool) {
     // file take turns on its inode lock, and the one that waits burns CPU
     // spinning on it (tmpfs 1 MiB writes at depth 4 were 1.23x slower shared,
     // reads 1.39x faster; docs/benchmark.md, session 13).
-    let share = !alone && op == Op::Read && rq.len() >= SHARE_BYTES && !b.worker.idle();
+    //
+    // A read of any size is copied here too when the device has several
+    // submitters and most recent submissions found their CPU contended: the
+    // CPUs, not the worker's queue, are what the device waits for, and a copy
+    // here costs less CPU than the hand-off (four submitters on one tmpfs-backed
+    // device, docs/benchmark.md, session 24). One deep submitter keeps the
+    // worker: its CPU is often contended by the worker itself, and the two CPUs
+    // overlap only through the hand-off.
+    let share = !alone
+        && op == Op::Read
+        && b.inline_read.is_some()
+        && matches!(route, Route::File)
+        && ((rq.len() >= SHARE_BYTES && !b.worker.idle())
+            || (dev.note_submitter(current!().pid()) && dev.note_contention(cpu_contended())));
     // A blocking read here would be a deadlock if it waited for I/O: bios submitted
     // from ->queue_rq only go out after it returns. So inline reads are either
     // IOCB_NOWAIT or from shmem pages that are all in memory.
