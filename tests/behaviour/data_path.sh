@@ -97,6 +97,23 @@ test_a_deep_submitter_keeps_the_worker() {
 	[ $n -ge 200 ] || fail "inline completions at depth 1 after depth 32: $n of 256"
 }
 
+# four_readers DEV IMG BS: four O_DIRECT readers at once, one per quarter of DEV,
+# in blocks of BS bytes; each gets IMG's data.
+four_readers() {
+	local q k
+	q=$(($(stat -c %s "$2") / 4))
+	for k in 0 1 2 3; do
+		dd if="$1" of="$WORK/part$k" bs="$3" skip=$((k * q / $3)) count=$((q / $3)) \
+			iflag=direct status=none &
+	done
+	wait
+	for k in 0 1 2 3; do
+		assert_eq "reader $k" "$(filesum "$2" $((k * q)) $q)" \
+			"$(sha256sum <"$WORK/part$k" | cut -c1-16)"
+	done
+	rm -f "$WORK"/part[0-3]
+}
+
 # Large reads while the worker is busy with another request are copied by their
 # submitters, so more than one CPU copies (tmpfs 1 MiB reads at depth 4: 1.25x
 # faster, docs/benchmark.md session 13). Four readers at once: each one's reads
@@ -104,21 +121,14 @@ test_a_deep_submitter_keeps_the_worker() {
 # The data each reader gets is the file's.
 test_large_reads_at_depth_are_shared_with_the_submitters() {
 	need_stats
-	local img dev i0 r0 n r k
+	local img dev i0 r0 n r
 	img=$(mkimg big.img 64M)
 	dd if=/dev/urandom of="$img" bs=1M count=64 conv=notrunc status=none
 	dev=$(losetup -f --show "$img")
 	i0=$(stat_of "$dev" inline) r0=$(stat_of "$dev" requests)
-	for k in 0 1 2 3; do
-		dd if="$dev" of="$WORK/part$k" bs=1M skip=$((k * 16)) count=16 iflag=direct status=none &
-	done
-	wait
+	four_readers "$dev" "$img" 1048576
 	n=$(($(stat_of "$dev" inline) - i0)) r=$(($(stat_of "$dev" requests) - r0))
-	for k in 0 1 2 3; do
-		assert_eq "reader $k" "$(filesum "$img" $((k * 16777216)) 16777216)" \
-			"$(sha256sum <"$WORK/part$k" | cut -c1-16)"
-	done
-	rm -f "$WORK"/part[0-3] "$img"
+	rm -f "$img"
 	[ $r -ge 64 ] || fail "only $r requests for 64 MiB of 1 MiB reads"
 	[ $((n * 4)) -ge $r ] || fail "$n of $r large reads at depth done by their submitters (less than a quarter)"
 	[ $n -lt $r ] || fail "all $r large reads done by their submitters: the worker took none"
@@ -128,12 +138,14 @@ test_large_reads_at_depth_are_shared_with_the_submitters() {
 # device waits for, and 4 KiB reads are copied by their submitters, not handed to
 # the worker (tmpfs four jobs 1.14x loop.ko, 0.99x with the worker;
 # docs/benchmark.md, session 24). One deep submitter keeps the worker (above).
-# A quiet guest copies 95% here, 11% while the host's CPUs build a kernel; the
+# How many depends on the host: a quiet one 95%, 5-11% while its CPUs build a
+# kernel (a variant that left out dispatches by kernel threads copied 0.3-13%
+# there: under load most of these reads are dispatched by kernel threads); the
 # build before this rule 1 of 180,883. Four concurrent 4 KiB readers get the
 # file's data.
 test_many_submitters_copy_their_own_reads() {
 	need_stats
-	local img dev i0 r0 n r k
+	local img dev i0 r0 n r
 	img=$(mkimg many.img 16M)
 	dd if=/dev/urandom of="$img" bs=1M count=16 conv=notrunc status=none
 	dev=$(losetup -f --show "$img")
@@ -144,16 +156,9 @@ test_many_submitters_copy_their_own_reads() {
 	n=$(($(stat_of "$dev" inline) - i0)) r=$(($(stat_of "$dev" requests) - r0))
 	echo "# $n of $r reads by four jobs at depth 32 copied by their submitters"
 	[ $r -ge 4096 ] || fail "only $r reads by four jobs in 2 s"
-	[ $((n * 20)) -ge $r ] || fail "$n of $r reads by four submitters copied by them (less than a twentieth)"
-	for k in 0 1 2 3; do
-		dd if="$dev" of="$WORK/part$k" bs=4k skip=$((k * 1024)) count=1024 iflag=direct status=none &
-	done
-	wait
-	for k in 0 1 2 3; do
-		assert_eq "reader $k" "$(filesum "$img" $((k * 4194304)) 4194304)" \
-			"$(sha256sum <"$WORK/part$k" | cut -c1-16)"
-	done
-	rm -f "$WORK"/part[0-3] "$img"
+	[ $((n * 100)) -ge $r ] || fail "$n of $r reads by four submitters copied by them (less than 1%)"
+	four_readers "$dev" "$img" 4096
+	rm -f "$img"
 }
 
 test_read_past_shrunk_file_fails_with_eio() {
