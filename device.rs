@@ -156,9 +156,7 @@ impl LoopDevice {
     /// returns whether most recent ones did (any context; a lost update between
     /// two CPUs costs one sample).
     pub(crate) fn note_contention(&self, contended: bool) -> bool {
-        let avg = recent_average(self.contention.load(Ordering::Relaxed), contended);
-        self.contention.store(avg, Ordering::Relaxed);
-        avg >= RECENT_ALL / 2
+        note(&self.contention, contended) >= RECENT_ALL / 2
     }
 
     /// Adds the submitter `pid` of a request that found others in flight and
@@ -170,13 +168,20 @@ impl LoopDevice {
         if other {
             self.last_submitter.store(pid, Ordering::Relaxed);
         }
-        let avg = recent_average(self.submitters.load(Ordering::Relaxed), other);
-        // Written only when it changes: one deep submitter keeps it at 0.
-        if avg != self.submitters.load(Ordering::Relaxed) {
-            self.submitters.store(avg, Ordering::Relaxed);
-        }
-        avg >= RECENT_ALL / 4
+        note(&self.submitters, other) >= RECENT_ALL / 4
     }
+}
+
+/// Adds `hit` to the [`recent_average`] kept in `avg` and returns the new
+/// average. Written only when it changes: a device that keeps one way (one deep
+/// submitter, an uncontended CPU) only reads the line its CPUs share.
+fn note(avg: &AtomicU32, hit: bool) -> u32 {
+    let old = avg.load(Ordering::Relaxed);
+    let new = recent_average(old, hit);
+    if new != old {
+        avg.store(new, Ordering::Relaxed);
+    }
+    new
 }
 
 /// The scale of [`recent_average`]: every recent submission counted.
