@@ -240,8 +240,11 @@ pub(crate) fn complete(rq: Request<LoopDevice>, res: Result) {
 /// the configuration it implies: only a bound device (or one running down) has
 /// one, so no ioctl can see "bound" without a configuration.
 pub(crate) enum State {
-    /// No backing file.
-    Unbound,
+    /// No backing file. Keeps the workers of the last binding, drained and with no
+    /// tenant's worker, for the next attach (loop.ko keeps its workqueue from the
+    /// first attach to the device's removal): an attach makes no workers and a
+    /// detach frees none (docs/benchmark.md, "Session 25").
+    Unbound(Option<Arc<Workers>>),
     /// Serving I/O from a backing file.
     Bound(Config),
     /// Detaching at the last close (`LOOP_CLR_FD` by the sole opener, or
@@ -253,13 +256,13 @@ pub(crate) enum State {
 
 impl State {
     pub(crate) const fn new() -> Self {
-        State::Unbound
+        State::Unbound(None)
     }
 
     /// The phase, for the registry and `open`.
     pub(crate) fn phase(&self) -> Phase {
         match self {
-            State::Unbound => Phase::Unbound,
+            State::Unbound(_) => Phase::Unbound,
             State::Bound(_) => Phase::Bound,
             State::Rundown(_) => Phase::Rundown,
             State::Deleting => Phase::Deleting,
@@ -284,7 +287,7 @@ impl State {
 
     /// Bound -> Rundown, keeping the configuration (anything else: unchanged).
     pub(crate) fn run_down(&mut self) {
-        *self = match core::mem::replace(self, State::Unbound) {
+        *self = match core::mem::replace(self, State::Deleting) {
             State::Bound(c) => State::Rundown(c),
             other => other,
         };

@@ -448,14 +448,16 @@ fn configure(
     // loop.c answers EBUSY before it looks at the file. The walk takes other devices'
     // state locks and the registry, so it runs without ours (lock order); VALIDATE
     // keeps every binding in place meanwhile, and the phase is checked again after.
-    if !matches!(*dev.state.lock(), State::Unbound) {
+    if !matches!(*dev.state.lock(), State::Unbound(_)) {
         return Err(EBUSY);
     }
     validate_file(dev, &file)?;
     let mut st = dev.state.lock();
-    if !matches!(*st, State::Unbound) {
+    let State::Unbound(spare) = &mut *st else {
         return Err(EBUSY);
-    }
+    };
+    // The last binding's workers (`hw_queue_depth` is read-only after load).
+    let spare = spare.take();
     let info = &c.info;
     if info.lo_flags & !flags::CONFIGURE_SETTABLE != 0 {
         return Err(EINVAL);
@@ -482,8 +484,10 @@ fn configure(
     if registry::part_shift() > 0 {
         lo_flags |= flags::PARTSCAN;
     }
-    let depth = crate::kapi::params::hw_queue_depth() as usize;
-    let worker = Workers::new(wq, depth)?;
+    let worker = match spare {
+        Some(w) => w,
+        None => Workers::new(wq, crate::kapi::params::hw_queue_depth() as usize)?,
+    };
     let remap = remap_pool(&file, info.lo_offset, &None)?;
     let binding = Arc::new(
         Binding::new(
@@ -564,7 +568,7 @@ fn detach(
     locked: &OpenLocked<'_>,
 ) {
     // Unbound from here for anyone who takes the lock after us.
-    let cfg = match core::mem::replace(&mut *st, State::Unbound) {
+    let cfg = match core::mem::replace(&mut *st, State::Unbound(None)) {
         State::Rundown(c) => c,
         other => {
             *st = other;
@@ -585,6 +589,8 @@ fn detach(
         drop(frozen);
         drop(old);
     }
+    // Drained and no binding holds them: kept for the next attach.
+    *st = State::Unbound(Some(cfg.worker.clone()));
     disk.remove_loop_attrs();
     let _ = disk.update_limits(|l| l.set_block_size(512));
     cfg.file.restore_gfp(cfg.gfp);
@@ -606,8 +612,8 @@ fn detach(
     if registry::part_shift() == 0 {
         disk.suppress_part_scan(true);
     }
-    // The file reference, the worker (its workqueue is drained and destroyed) and
-    // the module reference go here, outside the device lock.
+    // The file reference, the clone pool and the module reference go here,
+    // outside the device lock.
     drop(cfg);
 }
 

@@ -186,18 +186,20 @@ pub(crate) fn ctl_remove(n: i32) -> Result<u32> {
         .position(|s| s.dev.number == n)
         .ok_or(ENODEV)?;
     reg.removing.reserve(1, GFP_KERNEL)?;
-    {
+    // The unbound state with the workers it keeps: freed below, without the locks.
+    let unbound = {
         let slot = &reg.slots[idx];
         let mut st = slot.dev.state.lock();
         if st.phase() != Phase::Unbound || slot.disk.openers() > 0 {
             return Err(EBUSY);
         }
-        *st = State::Deleting;
-    }
+        core::mem::replace(&mut *st, State::Deleting)
+    };
     let slot = reg.slots.remove(idx).map_err(|_| ENODEV)?;
     // Cannot fail: reserved above.
     let _ = reg.removing.push_within_capacity(n);
     drop(reg);
+    drop(unbound);
     slot.disk.remove();
     REGISTRY.lock().removing.retain(|i| *i != n);
     Ok(0)

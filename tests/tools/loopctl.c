@@ -31,6 +31,11 @@
  *   loopctl fsync-write FILE SIZE SEED      create FILE with SIZE bytes made from SEED,
  *                                           fsync it and its directory, print "OK"
  *   loopctl check-file FILE SIZE SEED       "OK" if FILE holds exactly that, else BAD
+ *   loopctl cycle DEV FILE N                N times: open DEV, LOOP_SET_FD, close; open,
+ *                                           LOOP_CLR_FD, close (the detach). Prints
+ *                                           "OK attach_us=.. detach_us=.." (means, in
+ *                                           one process: the driver's share of an
+ *                                           attach, without a program's start)
  *
  * With LOOPCTL_FAIL_NTH=N in the environment, the Nth fault-injection site reached
  * by the ioctl itself fails (/proc/thread-self/fail-nth, failslab/fail_page_alloc),
@@ -292,6 +297,39 @@ static int uevents(int secs)
 	return 0;
 }
 
+static double now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static int cycle(const char *dev, const char *file, int n)
+{
+	int bfd = xopen(file, O_RDWR);
+	double attach = 0, detach = 0;
+
+	for (int i = 0; i < n; i++) {
+		double t0 = now_us();
+		int fd = xopen(dev, O_RDWR);
+
+		if (ioctl(fd, LOOP_SET_FD, bfd))
+			return report(-1);
+		close(fd);
+		double t1 = now_us();
+
+		fd = xopen(dev, O_RDWR);
+		if (ioctl(fd, LOOP_CLR_FD, 0))
+			return report(-1);
+		close(fd);
+		attach += t1 - t0;
+		detach += now_us() - t1;
+	}
+	printf("OK attach_us=%.1f detach_us=%.1f\n", attach / n, detach / n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -324,6 +362,8 @@ int main(int argc, char **argv)
 		return clr_then_io(xopen(argv[2], O_RDWR));
 	if (!strcmp(op, "fault-io") && argc > 3)
 		return fault_io(xopen(argv[2], O_RDWR | O_DIRECT), atoi(argv[3]));
+	if (!strcmp(op, "cycle") && argc > 4)
+		return cycle(argv[2], argv[3], atoi(argv[4]));
 	fd = xopen(argv[2], O_RDWR);
 	if (!strcmp(op, "set-fd") && argc > 3) {
 		bfd = open_backing(argv[3], argc, argv, 4);
