@@ -287,7 +287,7 @@ impl State {
 
     /// Bound -> Rundown, keeping the configuration (anything else: unchanged).
     pub(crate) fn run_down(&mut self) {
-        *self = match core::mem::replace(self, State::Deleting) {
+        *self = match core::mem::replace(self, State::Unbound(None)) {
             State::Bound(c) => State::Rundown(c),
             other => other,
         };
