@@ -48,6 +48,16 @@ pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
 
 /// Block size checks loop.ko's queue-limit validation makes: 0 picks the default;
 /// else a power of two from 512 to `PAGE_SIZE`.
+/// [`check_block_size`], with the warning the block layer logs for a size it
+/// refuses: loop.ko hands any block size to the queue limits, whose validation
+/// (`blk_validate_limits`) prints this line and fails with EINVAL.
+fn valid_block_size(bs: u32) -> Result<u32> {
+    check_block_size(bs).inspect_err(|_| {
+        // `%d` of an unsigned int in C: sizes above `i32::MAX` print negative.
+        warn_verbatim(format_args!("Invalid logical block size ({})\n", bs as i32));
+    })
+}
+
 pub(crate) fn check_block_size(bs: u32) -> Result<u32> {
     if bs == 0 {
         return Ok(0);
@@ -463,7 +473,7 @@ fn configure(
         return Err(EINVAL);
     }
     check_info(info)?;
-    let bs_req = check_block_size(c.block_size)?;
+    let bs_req = valid_block_size(c.block_size)?;
 
     // Everything is validated; work out the effective configuration.
     let read_only = info.lo_flags & flags::READ_ONLY != 0 || !file.writable() || !mode.write();
@@ -775,14 +785,17 @@ fn set_block_size(
     let c = st.bound_mut()?;
     let arg = u32::try_from(arg).map_err(|_| EINVAL)?;
     let dio = c.flags & flags::DIRECT_IO != 0;
-    let bs = match check_block_size(arg)? {
+    let bs = match arg {
         0 => default_block_size(&c.file, dio),
         v => v,
     };
     if bs == c.block_size {
         return Ok(0);
     }
+    // As loop.ko: the page cache is written back and dropped first, and a size the
+    // block layer refuses is refused with its warning.
     disk.sync_and_invalidate();
+    let bs = valid_block_size(bs)?;
     disk.update_limits_frozen(|l| l.set_block_size(bs))?;
     c.block_size = bs;
     if dio && !can_use_dio(&c.file, c.offset, bs) {
@@ -869,12 +882,13 @@ fn change_fd(dev: &LoopDevice, disk: &Disk<LoopDevice>, fd: u32) -> Result<i32> 
     let partscan = c.flags & flags::PARTSCAN != 0;
     let name = c.file_name;
     disk.suppress_uevents(false);
-    disk.uevent_change();
     drop(st);
     drop(old);
     if partscan {
         reread_partitions(dev, disk, &name);
     }
+    // After the partitions' uevents, as loop.ko (loop.c `loop_change_fd`, `done:`).
+    disk.uevent_change();
     Ok(0)
 }
 

@@ -245,6 +245,31 @@ test_sole_opener_io_after_clr_fd_is_served_until_last_close() {
 # dmesg_count TEXT: lines of the kernel log that hold TEXT.
 dmesg_count() { dmesg | grep -cF "$1" || true; }
 
+# A block size the block layer refuses is refused with the line its limits
+# validation prints (loop.ko hands every size to the queue limits), by
+# LOOP_SET_BLOCK_SIZE and LOOP_CONFIGURE alike (found by differential.sh).
+test_refused_block_sizes_are_logged_as_the_block_layer_does() {
+	local img d line n0
+	img=$(mkimg a.img 1M)
+	d=$(free_dev)
+	expect_ok set-fd "$d" "$img"
+	line="Invalid logical block size (1000)"
+	n0=$(dmesg_count "$line")
+	expect_errno EINVAL set-bs "$d" 1000
+	assert_eq "lines after LOOP_SET_BLOCK_SIZE 1000" $((n0 + 1)) "$(dmesg_count "$line")"
+	dmesg | sed 's/^\[[ 0-9.]*\] //' | grep -qxF "$line" || fail "the line is prefixed: $(dmesg | grep -F "$line" | tail -1)"
+	assert_eq "block size kept" 512 "$(sysblk "$d" queue/logical_block_size)"
+	# A device of its own: loop.ko leaves a device that failed LOOP_CONFIGURE on
+	# the block size with its uevents suppressed (README, deliberate differences).
+	"$LOOPCTL" ctl-remove 71 >/dev/null 2>&1 || true
+	expect_ok ctl-add 71
+	line="Invalid logical block size (3000)"
+	n0=$(dmesg_count "$line")
+	expect_errno EINVAL configure /dev/loop71 "$img" 0 3000 0 0
+	assert_eq "lines after LOOP_CONFIGURE with 3000" $((n0 + 1)) "$(dmesg_count "$line")"
+	expect_ok ctl-remove 71
+}
+
 test_removed_transfers_and_unspecified_remove_are_logged() {
 	local img d xor crypto any
 	img=$(mkimg a.img 1M)
@@ -354,10 +379,13 @@ test_max_loop_is_no_ceiling() {
 
 test_nr_requests_shows_the_shared_tag_set() {
 	local d
-	loop_ko_bug "loop.ko has a tag set per device: nr_requests is hw_queue_depth (128)"
+	loop_ko_bug "loop.ko has a tag set per device: nr_requests and async_depth are hw_queue_depth (128)"
 	d=$(free_dev)
 	# 16 busy devices' worth of hw_queue_depth, shared (README, Design: queue depth).
 	assert_eq nr_requests $((16 * 128)) "$(sysblk "$d" queue/nr_requests)"
+	# blk-mq starts a queue's async_depth at its tag set's depth, as nr_requests
+	# (found by differential.sh).
+	assert_eq async_depth $((16 * 128)) "$(sysblk "$d" queue/async_depth)"
 }
 
 test_read_across_a_shrunk_unaligned_end_fails_with_eio() {

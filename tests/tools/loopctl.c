@@ -288,6 +288,7 @@ static int uevents(int secs)
 		printf("%s", buf);
 		for (char *k = buf + strlen(buf) + 1; k < buf + n; k += strlen(k) + 1)
 			if (!strncmp(k, "DISK_MEDIA_CHANGE=", 18) || !strncmp(k, "RESIZE=", 7) ||
+			    !strncmp(k, "DISK_RO=", 8) ||
 			    !strncmp(k, "DEVTYPE=", 8) || !strncmp(k, "MAJOR=", 6) ||
 			    !strncmp(k, "MINOR=", 6))
 				printf(" %s", k);
