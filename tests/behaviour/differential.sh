@@ -112,6 +112,21 @@ step() {
 	esac
 }
 
+# mark: a uevent of /dev/null's device after a step, waited for: netlink keeps a
+# socket's order, so every uevent the step caused is in the listener's output
+# before it, however late the listener runs (no sleep to guess).
+MARK='@/devices/virtual/mem/null'
+mark() {
+	local want i
+	want=$(($(grep -c "$MARK" $ev || true) + 1))
+	echo change >/sys/devices/virtual/mem/null/uevent
+	for i in $(seq 200); do
+		[ "$(grep -c "$MARK" $ev || true)" -ge $want ] && return 0
+		sleep 0.05
+	done
+	fail "the uevent listener did not hear the mark"
+}
+
 # trace SEED STEPS: runs a sequence and prints its trace.
 trace() {
 	local seed=$1 steps=$2 i op res ev=$WORK/d.ev n0 n1 k0 k1
@@ -138,8 +153,8 @@ trace() {
 			echo "result: $res"
 			;;
 		esac
-		sleep 0.3
-		n1=$(wc -l <$ev) k1=$(dmesg | wc -l)
+		mark
+		n1=$(($(grep -n "$MARK" $ev | tail -1 | cut -d: -f1) - 1)) k1=$(dmesg | wc -l)
 		# A failed LOOP_CHANGE_FD sends a change uevent on loop.ko only (deliberate).
 		case "$op $res" in change-fd*OK*) ;; change-fd*) n0=$n1 ;; esac
 		sed -n "$((n0 + 1)),${n1}p" $ev | sed 's/^/uevent: /'
