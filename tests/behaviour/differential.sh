@@ -186,6 +186,10 @@ test_random_ioctl_sequences_leave_loop_kos_trace() {
 	[ -f $KO/loop.ko ] && [ -f $KO/rust_loop.ko ] || skip "needs both modules"
 	local other=loop seeds=${RL_DIFF_SEEDS:-4} steps=${RL_DIFF_STEPS:-30} s
 	[ "$LOOP_IMPL" = loop ] && other=rust_loop
+	# Both runs start from a freshly loaded module: a device keeps some queue
+	# limits of its last binding (read_ahead_kb, discard, write cache) on either
+	# driver, and the earlier test files used this one's devices.
+	swap_to "$LOOP_IMPL" || fail "could not load $LOOP_IMPL again"
 	for s in $(seq 1 "$seeds"); do trace $((s * 7919)) "$steps"; done >"$WORK/d.mine"
 	swap_to $other || { swap_to "$LOOP_IMPL"; fail "could not load $other"; }
 	for s in $(seq 1 "$seeds"); do trace $((s * 7919)) "$steps"; done >"$WORK/d.other"
