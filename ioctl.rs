@@ -46,8 +46,6 @@ pub(crate) fn size_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
     device_bytes(file_size, offset, sizelimit) >> 9
 }
 
-/// Block size checks loop.ko's queue-limit validation makes: 0 picks the default;
-/// else a power of two from 512 to `PAGE_SIZE`.
 /// [`check_block_size`], with the warning the block layer logs for a size it
 /// refuses: loop.ko hands any block size to the queue limits, whose validation
 /// (`blk_validate_limits`) prints this line and fails with EINVAL.
@@ -58,6 +56,8 @@ fn valid_block_size(bs: u32) -> Result<u32> {
     })
 }
 
+/// Block size checks loop.ko's queue-limit validation makes: 0 picks the default;
+/// else a power of two from 512 to `PAGE_SIZE`.
 pub(crate) fn check_block_size(bs: u32) -> Result<u32> {
     if bs == 0 {
         return Ok(0);

@@ -215,13 +215,9 @@ test_read_only_flag_cleared_by_detach() {
 	local img dev
 	img=$(mkimg a.img 4M)
 	dev=$(losetup -f --show -r "$img")
-	"$LOOPCTL" uevents 3 >"$WORK/ev" &
-	local listener=$! i
-	for i in $(seq 50); do grep -q READY "$WORK/ev" 2>/dev/null && break; sleep 0.05; done
+	listen "$WORK/ev"
 	losetup -d "$dev"
-	sleep 0.5
-	kill $listener 2>/dev/null || true
-	wait $listener 2>/dev/null || true
+	heard
 	assert_eq "ro after detach" 0 "$(sysblk "$dev" ro)"
 	# Said with the change uevent that clearing the flag sends (set_disk_ro), one.
 	assert_eq "DISK_RO=0 uevents at detach" 1 "$(grep -c "^change@/devices/virtual/block/${dev#/dev/} .*DISK_RO=0" "$WORK/ev" || true)"

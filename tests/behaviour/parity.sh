@@ -5,23 +5,6 @@
 # the reference; issue 12).
 . /tests/lib/ktap.sh
 
-# listen OUT: netlink uevents go to OUT until `heard` (at most 5 s).
-listen() {
-	"$LOOPCTL" uevents 5 >"$1" &
-	LISTENER=$!
-	local i
-	for i in $(seq 50); do
-		grep -q READY "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "uevent listener did not start"
-}
-# heard: give the last events a moment, then stop listening.
-heard() {
-	sleep 0.5
-	kill "$LISTENER" 2>/dev/null || true
-	wait "$LISTENER" 2>/dev/null || true
-}
 # count FILE REGEX: how many uevent lines match.
 count() { grep -cE "$2" "$1" || true; }
 # events DEV ACTION FILE: uevents of the whole disk DEV with ACTION.

@@ -120,6 +120,23 @@ filesum() {
 	dd if="$1" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none | sha256sum | cut -c1-16
 }
 sysblk() { cat "/sys/block/${1#/dev/}/$2"; }
+# listen OUT: netlink uevents go to OUT until `heard` (at most 5 s).
+listen() {
+	"$LOOPCTL" uevents 5 >"$1" &
+	LISTENER=$!
+	local i
+	for i in $(seq 50); do
+		grep -q READY "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "uevent listener did not start"
+}
+# heard: give the last events a moment, then stop listening.
+heard() {
+	sleep 0.5
+	kill "$LISTENER" 2>/dev/null || true
+	wait "$LISTENER" 2>/dev/null || true
+}
 # free_dev: the node of a free device (LOOP_CTL_GET_FREE).
 free_dev() {
 	local r
